@@ -1,0 +1,126 @@
+"""Training throughput of named configs: images/s, GFLOP per image, peak memory.
+
+    python benchmarks/throughput.py vits16_ref fp32
+    python benchmarks/throughput.py vits16_ref all      # fp32 vs bf16 side by side, with ratios
+
+Each precision runs in its own subprocess so peak memory is measured separately. A step is a
+full optimizer step (EMA update, forward, backward, AdamW) on random images, without data loading.
+Images/s is the median over the timed steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from latentmim.config.load import compose_config
+from latentmim.engine.optim import build_adamw
+from latentmim.engine.precision import autocast
+from latentmim.masking.views import sample_views
+from latentmim.methods.factory import build_model
+
+# The reference workload of the issue: ViT-S/16, 280-px crops (gap 4), 20 visible patches,
+# decoder 3 x 512, projector 3 x 4096, batch 16. The authors' code: 3.9 img/s fp32 on 2 cores,
+# 33.4 GFLOP per image.
+CONFIGS: dict[str, list[str]] = {
+    "vits16_ref": ["encoder=vit_small", "patch_size=16", "grid_size=14", "patch_gap=4", "num_vis=20",
+                   "decoder_depth=3", "decoder_embed_dim=512", "decoder_num_heads=16",
+                   "proj.mlp_dim=4096", "proj.mlp_depth=3", "batch_size=16", "avg_sim_coeff=0.1"],
+    "vitb16_ref": ["encoder=vit_base", "patch_size=16", "grid_size=14", "patch_gap=4", "num_vis=20",
+                   "decoder_depth=3", "batch_size=16", "avg_sim_coeff=0.1"],
+    "demo": [],
+}
+REFERENCE = {"vits16_ref": {"img_per_s_fp32": 3.9, "gflop_per_img": 33.4}}
+
+
+def measure(name: str, precision: str, steps: int, warmup: int, device: str) -> dict:
+    cfg = compose_config([*CONFIGS[name], f"env.precision={precision}"], "demo" if name == "demo" else "lmim")
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    model = build_model(cfg, in_chans=3).to(dev)
+    opt = build_adamw(model, 1e-4, 0.05)
+    b, s = cfg.batch_size, cfg.train_size
+    imgs = torch.randn(b, 3, s, s, device=dev)
+    gen = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        model.update_target(0.999)
+        views = sample_views(b, cfg.grid_size, cfg.num_vis, cfg.patch_gap, gen).to(dev)
+        with autocast(precision, dev):
+            loss, _ = model(imgs, views, 0.5)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    gflop = counter.get_total_flops() / b / 1e9
+    for _ in range(warmup):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"config": name, "precision": precision, "device": device, "threads": torch.get_num_threads(),
+            "img_per_s": b / statistics.median(times), "gflop_per_img": gflop, "peak_mem_mb": peak_mb,
+            "steps": steps}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config", choices=sorted(CONFIGS))
+    ap.add_argument("precision", choices=["fp32", "bf16", "fp16", "all"])
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--json", action="store_true", help="print one JSON record (used by 'all')")
+    args = ap.parse_args()
+    if args.precision != "all":
+        rec = measure(args.config, args.precision, args.steps, args.warmup, args.device)
+        print(json.dumps(rec) if args.json else _table([rec], args.config))
+        return
+    recs = []
+    for prec in ("fp32", "bf16"):
+        out = subprocess.run([sys.executable, __file__, args.config, prec, "--json", "--steps", str(args.steps),
+                              "--warmup", str(args.warmup), "--device", args.device],
+                             check=True, capture_output=True, text=True).stdout
+        recs.append(json.loads(out.strip().splitlines()[-1]))
+    print(_table(recs, args.config))
+
+
+def _table(recs: list[dict], name: str) -> str:
+    lines = [f"config {name} on {recs[0]['device']} ({recs[0]['threads']} threads), median of {recs[0]['steps']} steps",
+             "| precision | img/s | GFLOP/img | peak mem (MiB) | speed vs fp32 | mem vs fp32 |",
+             "|---|---|---|---|---|---|"]
+    base = recs[0]
+    for r in recs:
+        lines.append(f"| {r['precision']} | {r['img_per_s']:.2f} | {r['gflop_per_img']:.1f} | {r['peak_mem_mb']:.0f} | "
+                     f"{r['img_per_s'] / base['img_per_s']:.2f}x | {r['peak_mem_mb'] / base['peak_mem_mb']:.2f}x |")
+    ref = REFERENCE.get(name)
+    if ref:
+        lines.append(f"reference (authors' code, fp32, 2 CPU cores): {ref['img_per_s_fp32']} img/s, "
+                     f"{ref['gflop_per_img']} GFLOP/img; ours fp32 = {base['img_per_s'] / ref['img_per_s_fp32']:.2f}x")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

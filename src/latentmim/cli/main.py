@@ -1,0 +1,69 @@
+"""``latentmim`` command line: ``latentmim COMMAND [--config-name NAME] [key=value ...]``.
+
+User mistakes (a misspelt key, a wrong type, a missing path) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from latentmim.config.errors import ConfigError
+from latentmim.data.errors import DataError
+
+USAGE = """usage: latentmim COMMAND [--config-name NAME] [key=value ...]
+
+commands:
+  pretrain   pre-train Latent MIM (default config: demo; --config-name lmim = the paper's run)
+  knn        NN accuracy of a checkpoint's encoder: latentmim knn checkpoint=PATH [key=value ...]
+
+examples:
+  latentmim pretrain
+  latentmim pretrain encoder=vit_base decoder_depth=3 dataset=imagenet data_path=/data/imagenet
+  latentmim knn checkpoint=outputs/demo/checkpoint_latest.pth
+"""
+
+
+def split_config_name(args: Sequence[str], default: str) -> tuple[str, list[str]]:
+    """Pull ``--config-name NAME`` / ``--config-name=NAME`` out of the arguments."""
+    name, rest, it = default, [], iter(args)
+    for a in it:
+        if a.startswith("--config-name="):
+            name = a.split("=", 1)[1]
+        elif a in ("--config-name", "-cn"):
+            name = next(it, default)
+        else:
+            rest.append(a)
+    return name, rest
+
+
+def run_command(command: str, args: Sequence[str]) -> int:
+    """Dispatch one command; raises ConfigError/DataError for user mistakes."""
+    if command == "pretrain":
+        from latentmim.cli.pretrain import pretrain_command
+
+        return pretrain_command(*split_config_name(args, "demo"))
+    if command == "knn":
+        from latentmim.cli.knn import knn_command
+
+        return knn_command(list(args))
+    raise ConfigError(f"unknown command '{command}'; run 'latentmim --help'")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    try:
+        return run_command(argv[0], argv[1:])
+    except (ConfigError, DataError) as err:
+        print(f"latentmim: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("latentmim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

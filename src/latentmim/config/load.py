@@ -1,0 +1,184 @@
+"""Compose a configuration from a named YAML plus ``key=value`` overrides, then validate it.
+
+Hydra's compose API with the schema registered as a structured config gives us strict key and
+type checking for free; :func:`validate` adds the semantic checks. Every failure becomes a
+:class:`ConfigError` whose message names the offending key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from latentmim.config.errors import ConfigError
+from latentmim.config.schema import PretrainConfig
+from latentmim.models.vit import VIT_PRESETS
+
+WORKERS = ("main_lmim",)
+METHODS = ("lmim",)
+DECODERS = ("cross", "self")
+PRECISIONS = ("fp32", "bf16", "fp16")
+TARGET_MODES = ("naive", "independent", "stopgrad", "ema")
+LOSSES = ("infonce_patches", "patch_disc", "mse", "l1", "huber", "norm_l2")
+DATASETS = (
+    "synthetic",
+    "fashion_mnist",
+    "cifar10",
+    "cifar100",
+    "stl10",
+    "imagefolder",
+    "imagenet",
+    "imagenet100",
+)
+
+ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
+
+
+def _hydra_message(err: Exception) -> str:
+    """Hydra/OmegaConf errors span several lines; keep the first and name the key."""
+    msg = str(err).strip().splitlines()[0]
+    key = getattr(err, "full_key", None) or getattr(getattr(err, "__cause__", None), "full_key", None)
+    if key and re.search(r"Key '[^']+' (is )?not in", str(err)):
+        return f"unknown config key '{key}'{_suggest(str(key))}"
+    if key:
+        return f"config key '{key}': {msg}"
+    return msg
+
+
+def _suggest(key: str) -> str:
+    """" (did you mean 'x'?)" for a misspelt key, from the schema's own keys."""
+    known = _all_keys(OmegaConf.structured(PretrainConfig))
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _all_keys(node: object, prefix: str = "") -> list[str]:
+    keys = []
+    for k in node:  # type: ignore[attr-defined]
+        v = node[k]  # type: ignore[index]
+        full = f"{prefix}{k}"
+        keys += _all_keys(v, full + ".") if OmegaConf.is_dict(v) else [full]
+    return keys
+
+
+def compose_config(overrides: Sequence[str] = (), config_name: str = "demo") -> PretrainConfig:
+    """Build a validated :class:`PretrainConfig` from a named config and ``key=value`` overrides.
+
+    Raises:
+        ConfigError: unknown key, wrong type, unknown config name, or a failed check.
+    """
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("latentmim.configs", version_base=None):
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_hydra_message(err)) from None
+    except Exception as err:  # Hydra wraps parse/compose failures in its own types
+        cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+        raise ConfigError(_hydra_message(cause)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    assert isinstance(obj, PretrainConfig)
+    validate(obj)
+    return obj
+
+
+def _choice(key: str, value: object, allowed: Sequence[object]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"config key '{key}': {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _positive(key: str, value: float | int | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"config key '{key}': must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def validate(cfg: PretrainConfig) -> None:
+    """Semantic checks the type system cannot express. Raises :class:`ConfigError`."""
+    _choice("worker", cfg.worker, WORKERS)
+    _choice("method", cfg.method, METHODS)
+    _choice("encoder", cfg.encoder, tuple(VIT_PRESETS))
+    _choice("decoder_type", cfg.decoder_type, DECODERS)
+    _choice("target_mode", cfg.target_mode, TARGET_MODES)
+    _choice("loss", cfg.loss, LOSSES)
+    _choice("dataset", cfg.dataset, DATASETS)
+    _choice("env.precision", cfg.env.precision, PRECISIONS)
+    for key in ("patch_size", "grid_size", "epochs", "batch_size", "accum_iter", "blr",
+                "decoder_embed_dim", "decoder_num_heads", "tau", "eval_freq", "save_freq",
+                "knn_k", "knn_t", "embed_dim", "depth", "num_heads", "target_depth"):
+        _positive(key, getattr(cfg, key))
+    for key in ("patch_gap", "warmup_epochs", "decoder_depth", "weight_decay", "avg_sim_coeff",
+                "drop_path", "ckpt_steps", "min_lr_frac"):
+        _positive(key, getattr(cfg, key), allow_zero=True)
+    _positive("proj.mlp_depth", cfg.proj.mlp_depth, allow_zero=True)
+    _positive("proj.mlp_dim", cfg.proj.mlp_dim)
+    _positive("env.workers", cfg.env.workers, allow_zero=True)
+    _positive("synthetic.num_train", cfg.synthetic.num_train)
+    _positive("synthetic.num_val", cfg.synthetic.num_val)
+    if cfg.lr is not None:
+        _positive("lr", cfg.lr)
+
+    if cfg.input_size is not None and cfg.input_size != cfg.train_size:
+        raise ConfigError(
+            f"config key 'input_size': {cfg.input_size} does not fit grid_size x (patch_size + "
+            f"patch_gap) = {cfg.grid_size} x ({cfg.patch_size} + {cfg.patch_gap}) = {cfg.train_size}"
+        )
+    n = cfg.grid_size**2
+    if cfg.mask_ratio is not None:
+        if not 0.0 < cfg.mask_ratio < 1.0:
+            raise ConfigError(f"config key 'mask_ratio': must be in (0, 1), got {cfg.mask_ratio}")
+    elif not 1 <= cfg.num_vis < n:
+        raise ConfigError(f"config key 'num_vis': must be in [1, {n - 1}] for a {cfg.grid_size}x{cfg.grid_size} grid, got {cfg.num_vis}")
+    if not 0.0 <= cfg.target_mom <= 1.0:
+        raise ConfigError(f"config key 'target_mom': must be in [0, 1], got {cfg.target_mom}")
+    if not 0.0 < cfg.min_crop <= 1.0:
+        raise ConfigError(f"config key 'min_crop': must be in (0, 1], got {cfg.min_crop}")
+    if cfg.warmup_epochs > cfg.epochs:
+        raise ConfigError(f"config key 'warmup_epochs': {cfg.warmup_epochs} exceeds epochs={cfg.epochs}")
+    width = cfg.embed_dim or VIT_PRESETS[cfg.encoder].embed_dim
+    heads = cfg.num_heads or VIT_PRESETS[cfg.encoder].num_heads
+    if width % heads or width % 4:
+        raise ConfigError(f"config key 'embed_dim': {width} must be divisible by num_heads={heads} and by 4")
+    if cfg.decoder_embed_dim % cfg.decoder_num_heads or cfg.decoder_embed_dim % 4:
+        raise ConfigError(
+            f"config key 'decoder_embed_dim': {cfg.decoder_embed_dim} must be divisible by "
+            f"decoder_num_heads={cfg.decoder_num_heads} and by 4"
+        )
+    depth = cfg.depth or VIT_PRESETS[cfg.encoder].depth
+    if cfg.target_depth is not None and cfg.target_depth > depth:
+        raise ConfigError(f"config key 'target_depth': {cfg.target_depth} exceeds encoder depth {depth}")
+    if cfg.env.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.env.device):
+        raise ConfigError(f"config key 'env.device': {cfg.env.device!r} is not auto, cpu, cuda or cuda:N")
+
+
+def to_yaml(cfg: PretrainConfig) -> str:
+    """The resolved configuration as YAML (saved next to every run)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def config_from_checkpoint(saved: dict, overrides: Sequence[str] = ()) -> PretrainConfig:
+    """Rebuild the configuration stored in a checkpoint, with ``key=value`` overrides on top."""
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PretrainConfig), saved, OmegaConf.from_dotlist(list(overrides)))
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_hydra_message(err)) from None
+    assert isinstance(obj, PretrainConfig)
+    validate(obj)
+    return obj

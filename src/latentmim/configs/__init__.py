@@ -1,0 +1,1 @@
+"""Named Hydra configurations (YAML diffs on top of :class:`PretrainConfig`)."""

@@ -1,0 +1,63 @@
+"""Stable seed derivation and temporarily seeded global RNGs.
+
+Data augmentation in torchvision (and timm's auto-augment) draws from the global
+RNGs of torch, ``random`` and numpy. To make the augmentation of a sample a pure
+function of (seed, epoch, index), those RNGs are re-seeded around each call and
+restored afterwards, so nothing else in the process sees a changed RNG stream.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from latentmim.data.errors import DataError
+
+# Domain tags keep seeds for different purposes independent even for equal inputs.
+AUGMENT_STREAM = 0x61756720  # b"aug "
+PERMUTATION_STREAM = 0x7065726D  # b"perm"
+
+
+def derive_seed(*parts: int) -> int:
+    """Hash non-negative integers into a 63-bit seed.
+
+    Uses numpy's ``SeedSequence`` (a documented, platform-independent hash), not
+    Python's ``hash``, so the value is identical in every process and run.
+
+    Args:
+        *parts: Non-negative integers, e.g. ``(AUGMENT_STREAM, seed, epoch, index)``.
+
+    Returns:
+        Seed in ``[0, 2**63)``, valid for ``torch.Generator.manual_seed``.
+    """
+    if any(int(p) < 0 for p in parts):
+        raise DataError(f"seed parts must be non-negative, got {parts}")
+    hi, lo = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
+    return ((int(hi) << 32) | int(lo)) & ((1 << 63) - 1)
+
+
+@contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed torch's CPU RNG, ``random`` and numpy's global RNG inside the block only.
+
+    Only the CPU generator of torch is touched (not CUDA), so calling this in the
+    main process (``num_workers=0``) leaves GPU randomness alone.
+
+    Args:
+        seed: Seed in ``[0, 2**63)``, e.g. from :func:`derive_seed`.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % (1 << 32))
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)

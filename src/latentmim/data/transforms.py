@@ -1,0 +1,107 @@
+"""Standard pre-training and evaluation image transforms (torchvision v1 API).
+
+The v1 transforms draw their randomness from torch's global RNG, which is what
+:class:`~latentmim.data.loader.SeededDataset` seeds per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PIL import Image
+from torchvision import transforms as T
+from torchvision.transforms import InterpolationMode
+
+from latentmim.data.errors import DataError
+
+# Eval images are resized so that the centre crop keeps 87.5% of the short side
+# (224 / 256), the usual ImageNet protocol.
+EVAL_CROP_FRACTION = 0.875
+
+
+class ConvertMode:
+    """Convert a PIL image to a fixed mode ('L' or 'RGB'); a no-op if already there.
+
+    A class rather than a lambda so composed transforms pickle into DataLoader workers.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return img if img.mode == self.mode else img.convert(self.mode)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(mode={self.mode!r})"
+
+
+def _mode_for(in_chans: int, mean: Sequence[float], std: Sequence[float]) -> str:
+    if in_chans not in (1, 3):
+        raise DataError(f"in_chans must be 1 or 3, got {in_chans}")
+    if len(mean) != in_chans or len(std) != in_chans:
+        raise DataError(f"mean/std have {len(mean)}/{len(std)} entries but in_chans={in_chans}")
+    return "L" if in_chans == 1 else "RGB"
+
+
+def train_transform(
+    crop_size: int,
+    min_crop: float,
+    mean: Sequence[float],
+    std: Sequence[float],
+    in_chans: int = 3,
+) -> T.Compose:
+    """Random resized crop + horizontal flip, then normalise.
+
+    Args:
+        crop_size: Output side in pixels.
+        min_crop: Smallest crop area as a fraction of the image, in (0, 1].
+        mean: Per-channel mean, length ``in_chans``.
+        std: Per-channel std, length ``in_chans``.
+        in_chans: 1 (grayscale stays 1-channel) or 3 (RGB).
+
+    Returns:
+        Transform mapping a PIL image to a float tensor (in_chans, crop_size, crop_size).
+    """
+    mode = _mode_for(in_chans, mean, std)
+    if crop_size < 1:
+        raise DataError(f"crop_size must be >= 1, got {crop_size}")
+    if not 0.0 < min_crop <= 1.0:
+        raise DataError(f"min_crop must be in (0, 1], got {min_crop}")
+    return T.Compose(
+        [
+            ConvertMode(mode),
+            T.RandomResizedCrop(
+                crop_size, scale=(min_crop, 1.0), interpolation=InterpolationMode.BICUBIC
+            ),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(mean=list(mean), std=list(std)),
+        ]
+    )
+
+
+def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
+    """Resize the short side to ``int(size / 0.875)``, centre-crop ``size``, normalise.
+
+    The channel count (1 or 3) is taken from ``len(mean)``.
+
+    Args:
+        size: Output side in pixels.
+        mean: Per-channel mean.
+        std: Per-channel std.
+
+    Returns:
+        Transform mapping a PIL image to a float tensor (len(mean), size, size).
+    """
+    mode = _mode_for(len(mean), mean, std)
+    if size < 1:
+        raise DataError(f"eval size must be >= 1, got {size}")
+    return T.Compose(
+        [
+            ConvertMode(mode),
+            T.Resize(int(size / EVAL_CROP_FRACTION), interpolation=InterpolationMode.BICUBIC),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize(mean=list(mean), std=list(std)),
+        ]
+    )

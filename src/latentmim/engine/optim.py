@@ -1,0 +1,38 @@
+"""AdamW with weight decay only on weight matrices."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Parameters whose name ends like this are tokens / embeddings: never decayed.
+NO_DECAY_NAMES = ("cls_token", "pos_embed", "mask_token", "cls_query", "dist_token", "reg_token")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: decayed weight matrices, and undecayed biases / norms / embeddings / tokens.
+
+    1-D parameters are biases and norm scales; tokens and position tables are named.
+    """
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim <= 1 or name.endswith(NO_DECAY_NAMES):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW(0.9, 0.95) as in MAE / Latent MIM."""
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -1,0 +1,309 @@
+"""The pre-training loop: resumable at any optimizer step, with the NN monitor.
+
+Everything random is a function of (seed, epoch, index) or (seed, step), and every schedule a
+function of the step, so a run killed at any moment and resumed with ``resume=True`` continues
+exactly where its last checkpoint was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from latentmim.config.errors import ConfigError
+from latentmim.config.load import to_yaml
+from latentmim.config.schema import PretrainConfig
+from latentmim.engine.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from latentmim.engine.data import PretrainData, build_pretrain_data
+from latentmim.engine.logger import MetricsLogger
+from latentmim.engine.optim import build_adamw, set_lr
+from latentmim.engine.precision import autocast, grad_scaler, resolve_device
+from latentmim.engine.schedules import cosine_decay, effective_lr, lr_at
+from latentmim.eval.monitor import encoder_nn_scores, raw_pixel_nn_scores
+from latentmim.masking.views import num_visible, sample_views
+from latentmim.methods.ema import ema_momentum
+from latentmim.methods.factory import build_model
+from latentmim.methods.lmim import LatentMIM
+
+LATEST = "checkpoint_latest.pth"
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint is left untouched."""
+
+
+@dataclass
+class Progress:
+    """Where the run is: ``epoch`` and micro-batches already done inside it."""
+
+    epoch: int = 0
+    batch: int = 0
+    skipped_images: int = 0
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _view_generator(seed: int, step: int) -> torch.Generator:
+    # One generator per micro-batch, seeded by (seed, step): views never depend on history.
+    return torch.Generator().manual_seed((seed * 0x9E3779B1 + step) % (2**63))
+
+
+class _StopSignal:
+    """SIGTERM/SIGUSR1 (Slurm preemption, kill) -> checkpoint at the next optimizer step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside some test runners)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Pretrainer:
+    """Owns the model, optimizer and data of one pre-training run.
+
+    Args:
+        cfg: a validated configuration.
+    """
+
+    def __init__(self, cfg: PretrainConfig) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.env.device)
+        if cfg.env.threads > 0:
+            torch.set_num_threads(cfg.env.threads)
+        self.run_dir = Path(cfg.run_dir)
+        self.data: PretrainData = build_pretrain_data(cfg, self.device)
+        torch.manual_seed(cfg.env.seed)  # parameter initialisation
+        self.model: LatentMIM = build_model(cfg, self.data.info.in_chans).to(self.device)
+        self.num_vis = num_visible(cfg.grid_size**2, cfg.num_vis, cfg.mask_ratio)
+        self.batches_per_epoch = (len(self.data.loader) // cfg.accum_iter) * cfg.accum_iter
+        if self.batches_per_epoch == 0:
+            raise ConfigError(
+                f"config key 'batch_size': {cfg.batch_size} x accum_iter {cfg.accum_iter} exceeds "
+                f"the {len(self.data.train)} training images"
+            )
+        self.base_lr = effective_lr(cfg.blr, cfg.batch_size, cfg.accum_iter, 1, cfg.lr)
+        self.optimizer = build_adamw(self.model, self.base_lr, cfg.weight_decay)
+        self.scaler = grad_scaler(cfg.env.precision, self.device)
+        self.progress = Progress()
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "epoch": p.epoch,
+            "batch": p.batch,
+            "skipped_images": p.skipped_images,
+            "baselines": p.baselines,
+            "config": OmegaConf.to_container(OmegaConf.structured(self.cfg)),
+        }
+
+    def save(self, name: str = LATEST) -> None:
+        save_atomic(self.state_dict(), self.run_dir / name)
+
+    def load(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, self.device)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise ConfigError(f"checkpoint '{path}' does not match this config: {str(err).splitlines()[0]}") from None
+        self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        self.progress = Progress(ckpt["epoch"], ckpt["batch"], ckpt["skipped_images"], ckpt["baselines"])
+
+    @property
+    def global_batch(self) -> int:
+        return self.progress.epoch * self.batches_per_epoch + self.progress.batch
+
+    # ---------------------------------------------------------------- evaluation
+    def nn_monitor(self) -> dict[str, float]:
+        cfg, d = self.cfg, self.data
+        args = (d.nn_train, d.nn_val, d.info.num_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
+        return encoder_nn_scores(self.model.encoder, *args)
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """NN of the encoder at initialisation and of raw pixels (before the first step)."""
+        d, cfg = self.data, self.cfg
+        args = (d.nn_train, d.nn_val, d.info.num_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
+        return {"random_init": encoder_nn_scores(self.model.encoder, *args), "raw_pixels": raw_pixel_nn_scores(*args)}
+
+    # ---------------------------------------------------------------- training
+    def train_step(self, imgs: torch.Tensor, step: int, epoch_frac: float) -> dict[str, float | torch.Tensor]:
+        """One micro-batch: schedules, EMA (at the start of an optimizer step), forward, backward."""
+        cfg, model = self.cfg, self.model
+        first_micro = step % cfg.accum_iter == 0
+        lr = lr_at(epoch_frac, self.base_lr, self.base_lr * cfg.min_lr_frac, cfg.warmup_epochs, cfg.epochs)
+        if first_micro:
+            set_lr(self.optimizer, lr)
+            model.update_target(ema_momentum(cfg.target_mom, epoch_frac / cfg.epochs))
+        views = sample_views(imgs.shape[0], cfg.grid_size, self.num_vis, cfg.patch_gap, _view_generator(cfg.env.seed, step))
+        views = views.to(self.device)
+        goal = cosine_decay(epoch_frac, cfg.sim_init, cfg.sim_end, cfg.epochs)
+        with autocast(cfg.env.precision, self.device):
+            loss, metrics = model(imgs, views, goal)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLoss(
+                f"non-finite loss ({loss_value}) at epoch {self.progress.epoch} step {step}; "
+                f"the last good checkpoint in {self.run_dir} is intact (try a lower lr or env.precision=fp32)"
+            )
+        self.scaler.scale(loss / cfg.accum_iter).backward()
+        if (step + 1) % cfg.accum_iter == 0:
+            if cfg.clip_grad:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": loss_value, "lr": lr, "sim_goal": goal, **metrics}
+
+    def run(self, stop_at_step: int | None = None) -> dict[str, Any]:
+        """Train to ``cfg.epochs``; returns the final results (also in ``results.json``).
+
+        Args:
+            stop_at_step: tests only: return right after micro-batch ``stop_at_step`` (as if the
+                process were killed there), without writing anything more.
+        """
+        cfg = self.cfg
+        latest = self.run_dir / LATEST
+        if latest.exists() and not cfg.resume:
+            raise ConfigError(
+                f"output_dir: '{self.run_dir}' already holds a run ({LATEST}); pass resume=True to "
+                "continue it, or choose another job_name/output_dir"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and latest.exists():
+            self.load(latest)
+            print(f"resumed from {latest} at epoch {self.progress.epoch}, batch {self.progress.batch}")
+        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+        logger = MetricsLogger(self.run_dir, self.global_batch // cfg.accum_iter, cfg.log.tensorboard)
+        if cfg.baselines and not self.progress.baselines:
+            self.progress.baselines = self.baselines()
+            print(_table({"random init": self.progress.baselines["random_init"],
+                          "raw pixels": self.progress.baselines["raw_pixels"]}))
+        self.model.train()
+        start_time, images_seen = time.time(), 0
+        with _StopSignal() as stop:
+            while self.progress.epoch < cfg.epochs:
+                result = self._epoch(logger, stop, stop_at_step)
+                images_seen += result["images"]
+                if result["stopped"]:
+                    logger.close()
+                    return {"status": "interrupted", "epoch": self.progress.epoch, "batch": self.progress.batch}
+        elapsed = time.time() - start_time
+        results = self._finish(logger, elapsed, images_seen)
+        logger.close()
+        return results
+
+    def _epoch(self, logger: MetricsLogger, stop: _StopSignal, stop_at_step: int | None) -> dict[str, Any]:
+        cfg, p, d = self.cfg, self.progress, self.data
+        d.train.set_epoch(p.epoch)
+        d.sampler.set_epoch(p.epoch)
+        d.sampler.set_start(p.batch * cfg.batch_size)
+        bar = tqdm(total=self.batches_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
+                   disable=not cfg.log.progress, unit="batch", dynamic_ncols=True)
+        t0, images = time.time(), 0
+        for imgs, _, ok in d.loader:
+            if p.batch >= self.batches_per_epoch:
+                break
+            step = self.global_batch
+            out = self.train_step(imgs.to(self.device, non_blocking=True), step, step / self.batches_per_epoch)
+            p.skipped_images += int((~ok).sum())
+            p.batch += 1
+            images += imgs.shape[0]
+            at_boundary = (step + 1) % cfg.accum_iter == 0
+            opt_step = (step + 1) // cfg.accum_iter
+            if at_boundary and (opt_step % cfg.log.print_freq == 0 or p.batch == self.batches_per_epoch):
+                rec = {"step": opt_step, "epoch": step / self.batches_per_epoch + 1 / self.batches_per_epoch,
+                       **{k: float(v) for k, v in out.items()}, "skipped_images": p.skipped_images,
+                       "img_per_s": images / max(time.time() - t0, 1e-9)}
+                logger.log(rec)
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", s_pred=f"{rec['avg_sim_pred']:.2f}",
+                                s_vis=f"{rec['avg_sim_vis']:.2f}", s_trg=f"{rec['avg_sim_trg']:.2f}",
+                                img_s=f"{rec['img_per_s']:.1f}")
+            bar.update(1)
+            if stop_at_step is not None and step >= stop_at_step:
+                bar.close()
+                return {"images": images, "stopped": True}
+            if at_boundary and cfg.ckpt_steps and opt_step % cfg.ckpt_steps == 0 and p.batch < self.batches_per_epoch:
+                self.save()
+            if at_boundary and stop.requested:
+                self.save()
+                bar.close()
+                print(f"stop requested: checkpoint saved at epoch {p.epoch}, batch {p.batch}; resume=True continues")
+                return {"images": images, "stopped": True}
+        bar.close()
+        p.epoch, p.batch = p.epoch + 1, 0
+        self.save()
+        if p.epoch % cfg.save_freq == 0 or p.epoch == cfg.epochs:
+            self.save(f"checkpoint_{p.epoch:04d}.pth")
+        if p.epoch % cfg.eval_freq == 0 or p.epoch == cfg.epochs:
+            scores = self.nn_monitor()
+            logger.log({"step": self.global_batch // cfg.accum_iter, "epoch": p.epoch, **scores}, kind="eval")
+            print(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+            self.model.train()
+        if cfg.log.curves:
+            logger.plot_curves()
+        return {"images": images, "stopped": False}
+
+    def _finish(self, logger: MetricsLogger, elapsed: float, images: int) -> dict[str, Any]:
+        final = logger.evals[-1] if logger.evals else {}
+        trained = {k: v for k, v in final.items() if k.startswith(("nn_", "knn"))}
+        results: dict[str, Any] = {
+            "dataset": self.cfg.dataset,
+            "epochs": self.cfg.epochs,
+            "trained": trained,
+            **{k: v for k, v in self.progress.baselines.items()},
+            "train_time_s": round(elapsed, 1),
+            "img_per_s": round(images / max(elapsed, 1e-9), 2),
+            "skipped_images": self.progress.skipped_images,
+        }
+        (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        rows = {"trained": trained, **{k.replace("_", " "): v for k, v in self.progress.baselines.items()}}
+        table = _table(rows)
+        (self.run_dir / "results.md").write_text(table + "\n")
+        save_file({k: v.contiguous() for k, v in self.model.encoder.state_dict().items()},
+                  str(self.run_dir / "encoder.safetensors"))
+        print(table)
+        print(f"outputs in {self.run_dir}: checkpoints, metrics.jsonl, curves.png, results.json, encoder.safetensors")
+        return results
+
+
+def _table(rows: dict[str, dict[str, float]]) -> str:
+    """A markdown table of NN scores, one row per feature extractor."""
+    keys = sorted({k for r in rows.values() for k in r})
+    lines = ["| encoder | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[k]:.2f}" if k in r else "-" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def pretrain(cfg: PretrainConfig, stop_at_step: int | None = None) -> dict[str, Any]:
+    """Run (or resume) pre-training for ``cfg``."""
+    return Pretrainer(cfg).run(stop_at_step)

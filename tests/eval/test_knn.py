@@ -1,0 +1,254 @@
+"""Tests for latentmim.eval.knn: hand-checked toy banks plus naive-loop references."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor
+
+from latentmim.eval.knn import (
+    extract_features,
+    l2_normalize,
+    loo_1nn_accuracy,
+    loo_1nn_predict,
+    raw_pixel_features,
+    weighted_knn_accuracy,
+    weighted_knn_predict,
+)
+
+
+def circle(degrees: list[float], radius: list[float] | None = None) -> Tensor:
+    """(N, 2) points on a circle at the given angles (optionally with per-point radius)."""
+    theta = torch.tensor(degrees, dtype=torch.float64) * math.pi / 180.0
+    pts = torch.stack([theta.cos(), theta.sin()], dim=1)
+    if radius is not None:
+        pts = pts * torch.tensor(radius, dtype=torch.float64)[:, None]
+    return pts.float()
+
+
+# --------------------------------------------------------------------------- l2_normalize
+
+
+def test_l2_normalize_unit_rows_and_zero_row_stays_finite() -> None:
+    x = torch.tensor([[3.0, 4.0], [0.0, 0.0], [-2.0, 0.0]])
+    y = l2_normalize(x)
+    torch.testing.assert_close(y, torch.tensor([[0.6, 0.8], [0.0, 0.0], [-1.0, 0.0]]))
+    assert torch.isfinite(y).all()
+
+
+# ------------------------------------------------------------------------ leave-one-out 1-NN
+
+
+def test_loo_never_matches_the_query_itself() -> None:
+    # Three tight pairs 10 degrees apart, pairs 90+ degrees from each other; the two
+    # members of each pair carry different labels, so every leave-one-out prediction is
+    # wrong while matching a point with itself would be right every time.
+    feats = circle([0, 10, 100, 110, 200, 210])
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+
+    pred = loo_1nn_predict(feats, labels)
+    assert pred.tolist() == [1, 0, 1, 0, 1, 0]
+    assert loo_1nn_accuracy(feats, labels) == 0.0
+
+    naive_self_match = labels[(feats @ feats.T).argmax(dim=1)]
+    assert (naive_self_match == labels).all()  # what a non-LOO version would score: 100%
+
+
+def test_loo_hand_built_predictions_and_scale_invariance() -> None:
+    # Angles 0, 30, 45, 170, 180: nearest others are 30->45, 0->30, 45->30, 170<->180.
+    # Radii differ to check that the distance is cosine, not Euclidean.
+    feats = circle([0, 30, 45, 170, 180], radius=[1.0, 5.0, 0.2, 3.0, 0.5])
+    labels = torch.tensor([0, 1, 1, 2, 2])
+    assert loo_1nn_predict(feats, labels).tolist() == [1, 1, 1, 2, 2]
+    assert loo_1nn_accuracy(feats, labels) == pytest.approx(80.0)
+
+
+def test_loo_duplicates_are_legitimate_neighbours() -> None:
+    # Points 0 and 1 are the same direction (one rescaled): each is the other's neighbour
+    # with similarity 1, and only the query's own index is excluded.
+    feats = circle([0, 0, 90, 100], radius=[1.0, 3.0, 1.0, 1.0])
+    labels = torch.tensor([0, 1, 2, 3])
+    assert loo_1nn_predict(feats, labels).tolist() == [1, 0, 3, 2]
+
+    # Exact duplicates with the same label are correctly classified by each other.
+    feats = torch.tensor([[1.0, 2.0], [1.0, 2.0], [-1.0, 0.5], [-1.0, 0.5]])
+    labels = torch.tensor([4, 4, 7, 7])
+    assert loo_1nn_accuracy(feats, labels) == 100.0
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 64, 4096])
+def test_loo_chunked_equals_unchunked(chunk_size: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(53, 16, generator=gen)
+    labels = torch.randint(0, 5, (53,), generator=gen)
+    ref = loo_1nn_predict(feats, labels, chunk_size=10_000)
+    assert torch.equal(loo_1nn_predict(feats, labels, chunk_size=chunk_size), ref)
+    assert loo_1nn_accuracy(feats, labels, chunk_size=chunk_size) == loo_1nn_accuracy(
+        feats, labels, chunk_size=10_000
+    )
+
+
+def test_loo_matches_naive_loop() -> None:
+    gen = torch.Generator().manual_seed(1)
+    feats = torch.randn(40, 8, generator=gen)
+    labels = torch.randint(0, 3, (40,), generator=gen)
+    unit = feats / feats.norm(dim=1, keepdim=True)
+    expected = []
+    for i in range(len(unit)):
+        others = [j for j in range(len(unit)) if j != i]
+        sims = torch.stack([unit[i] @ unit[j] for j in others])
+        expected.append(labels[others[int(sims.argmax())]].item())
+    assert loo_1nn_predict(feats, labels, chunk_size=7).tolist() == expected
+
+
+def test_loo_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        loo_1nn_predict(torch.ones(1, 3), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError):
+        loo_1nn_predict(torch.ones(4, 3), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError):
+        loo_1nn_predict(torch.ones(4, 3), torch.zeros(4, dtype=torch.long), chunk_size=0)
+
+
+# ------------------------------------------------------------------------------ weighted k-NN
+
+
+def test_weighted_vote_overrides_single_nearest_neighbour() -> None:
+    # Query at 0 degrees. Bank: one class-0 point exactly on it (sim 1), two class-1 points
+    # at +-10 degrees (sim cos 10 = 0.985), a class-2 point opposite (sim -1).
+    bank = circle([0, 10, -10, 180])
+    bank_labels = torch.tensor([0, 1, 1, 2])
+    query = circle([0])
+    t = 0.07
+    c10 = math.cos(math.radians(10))
+
+    # k=1: plain nearest neighbour -> class 0.
+    scores = weighted_knn_predict(bank, bank_labels, query, num_classes=3, k=1, temperature=t)
+    torch.testing.assert_close(scores, torch.tensor([[math.exp(1 / t), 0.0, 0.0]]))
+    assert scores.argmax(dim=1).item() == 0
+
+    # k=3: 2 * exp(0.985 / 0.07) > exp(1 / 0.07), so the two class-1 votes win.
+    scores = weighted_knn_predict(bank, bank_labels, query, num_classes=3, k=3, temperature=t)
+    expected = torch.tensor([[math.exp(1 / t), 2 * math.exp(c10 / t), 0.0]])
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=0.0)
+    assert scores.argmax(dim=1).item() == 1
+
+    # A colder temperature makes the single exact match dominate again.
+    scores = weighted_knn_predict(bank, bank_labels, query, num_classes=3, k=3, temperature=0.01)
+    assert scores.argmax(dim=1).item() == 0
+
+    # k=4 reaches the opposite point, which adds only exp(-1 / T) to class 2.
+    scores = weighted_knn_predict(bank, bank_labels, query, num_classes=3, k=4, temperature=t)
+    assert scores[0, 2].item() == pytest.approx(math.exp(-1 / t), rel=1e-5)
+
+    acc = weighted_knn_accuracy(
+        bank, bank_labels, query, torch.tensor([1]), num_classes=3, k=3, temperature=t
+    )
+    assert acc == {"top1": 100.0}  # 3 classes: no top5 entry
+
+
+def naive_weighted_knn(
+    bank: Tensor, bank_labels: Tensor, queries: Tensor, num_classes: int, k: int, t: float
+) -> Tensor:
+    """Per-query, per-neighbour Python reference for weighted_knn_predict."""
+    bank = bank / bank.norm(dim=1, keepdim=True)
+    queries = queries / queries.norm(dim=1, keepdim=True)
+    out = torch.zeros(len(queries), num_classes)
+    for q in range(len(queries)):
+        sims = [float(queries[q] @ bank[j]) for j in range(len(bank))]
+        order = sorted(range(len(bank)), key=lambda j: -sims[j])[:k]
+        for j in order:
+            out[q, int(bank_labels[j])] += math.exp(sims[j] / t)
+    return out
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 1024])
+def test_weighted_knn_matches_naive_loop(chunk_size: int) -> None:
+    gen = torch.Generator().manual_seed(2)
+    bank = torch.randn(60, 12, generator=gen)
+    bank_labels = torch.randint(0, 4, (60,), generator=gen)
+    queries = torch.randn(17, 12, generator=gen)
+    scores = weighted_knn_predict(
+        bank, bank_labels, queries, num_classes=4, k=7, temperature=0.1, chunk_size=chunk_size
+    )
+    expected = naive_weighted_knn(bank, bank_labels, queries, num_classes=4, k=7, t=0.1)
+    assert scores.shape == (17, 4)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=0.0)
+
+
+def test_weighted_knn_k_is_clamped_to_bank_size() -> None:
+    gen = torch.Generator().manual_seed(3)
+    bank = torch.randn(5, 4, generator=gen)
+    bank_labels = torch.tensor([0, 1, 2, 1, 0])
+    queries = torch.randn(6, 4, generator=gen)
+    big = weighted_knn_predict(bank, bank_labels, queries, num_classes=3, k=100)
+    full = weighted_knn_predict(bank, bank_labels, queries, num_classes=3, k=5)
+    torch.testing.assert_close(big, full)
+    acc = weighted_knn_accuracy(bank, bank_labels, queries, torch.zeros(6).long(), 3, k=100)
+    assert set(acc) == {"top1"}
+
+
+def test_weighted_knn_top1_and_top5() -> None:
+    # Six classes, one bank point each at 0, 60, ..., 300 degrees; with k=6 every class gets
+    # a score that decreases with angular distance from the query.
+    bank = circle([0, 60, 120, 180, 240, 300])
+    bank_labels = torch.arange(6)
+    queries = circle([5, 25, 2])
+    # Query 0 (5 deg, label 0): rank 1. Query 1 (25 deg, label 1): 0 deg is closer, so
+    # rank 2. Query 2 (2 deg, label 3): 180 deg is the farthest point, rank 6.
+    query_labels = torch.tensor([0, 1, 3])
+    acc = weighted_knn_accuracy(bank, bank_labels, queries, query_labels, num_classes=6, k=6)
+    assert acc.keys() == {"top1", "top5"}
+    assert acc["top1"] == pytest.approx(100 / 3)
+    assert acc["top5"] == pytest.approx(200 / 3)
+
+    acc = weighted_knn_accuracy(
+        bank, bank_labels, queries, query_labels, num_classes=6, k=6, topk=(1, 2, 6)
+    )
+    assert acc == pytest.approx({"top1": 100 / 3, "top2": 200 / 3, "top6": 100.0})
+
+
+def test_weighted_knn_rejects_bad_arguments() -> None:
+    bank, labels, q = torch.randn(4, 3), torch.zeros(4).long(), torch.randn(2, 3)
+    with pytest.raises(ValueError):
+        weighted_knn_predict(bank, labels, q, num_classes=2, k=0)
+    with pytest.raises(ValueError):
+        weighted_knn_predict(bank, labels, q, num_classes=2, temperature=0.0)
+    with pytest.raises(ValueError):
+        weighted_knn_predict(bank, labels, torch.randn(2, 5), num_classes=2)
+
+
+# ---------------------------------------------------------------------- feature extraction
+
+
+def test_extract_features_concatenates_batches_and_ignores_extra_items() -> None:
+    gen = torch.Generator().manual_seed(4)
+    images = torch.randn(7, 3, 4, 4, generator=gen)
+    labels = torch.arange(7)
+    # Batches of 3, 3, 1 with an extra "index" item, as a dataset wrapper might yield.
+    loader = [
+        (images[i : i + 3], labels[i : i + 3], torch.arange(i, min(i + 3, 7)))
+        for i in range(0, 7, 3)
+    ]
+
+    def encode(x: Tensor) -> Tensor:
+        assert not torch.is_grad_enabled()
+        return (x.flatten(1)[:, :5] * 2).double()
+
+    feats, labs = extract_features(encode, loader, device="cpu", progress=True, desc="test")
+    assert feats.dtype == torch.float32 and feats.device.type == "cpu"
+    assert feats.shape == (7, 5)
+    torch.testing.assert_close(feats, images.flatten(1)[:, :5] * 2)
+    assert labs.tolist() == list(range(7))
+
+
+def test_raw_pixel_features_flattens() -> None:
+    images = torch.arange(2 * 3 * 2 * 2, dtype=torch.uint8).reshape(2, 3, 2, 2)
+    feats = raw_pixel_features(images)
+    assert feats.shape == (2, 12) and feats.dtype == torch.float32
+    assert feats[1].tolist() == list(range(12, 24))
+    # Works as an ``encode`` callable for the raw-pixel baseline.
+    feats2, _ = extract_features(raw_pixel_features, [(images, torch.tensor([0, 1]))])
+    torch.testing.assert_close(feats2, feats)

@@ -1,0 +1,123 @@
+"""Target modes, EMA and the forward of Latent MIM on a tiny model."""
+
+import pytest
+import torch
+
+from latentmim.config.load import compose_config
+from latentmim.masking.views import sample_views
+from latentmim.methods.ema import ema_momentum, ema_update, paired_parameters
+from latentmim.methods.factory import build_model
+
+TINY = ["embed_dim=32", "depth=2", "num_heads=2", "patch_size=4", "grid_size=4", "patch_gap=2",
+        "num_vis=4", "decoder_embed_dim=16", "decoder_num_heads=2", "decoder_depth=1",
+        "proj.mlp_dim=32", "proj.mlp_depth=2"]
+
+
+def tiny_model(*extra):
+    cfg = compose_config([*TINY, *extra])
+    torch.manual_seed(0)
+    return build_model(cfg, in_chans=3), cfg
+
+
+def run_forward(model, cfg, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    imgs = torch.randn(3, 3, cfg.train_size, cfg.train_size, generator=g)
+    views = sample_views(3, cfg.grid_size, cfg.num_vis, cfg.patch_gap, g)
+    return model(imgs, views, 0.5)
+
+
+@pytest.mark.parametrize("mode,target_gets_grad", [("naive", True), ("independent", True),
+                                                   ("stopgrad", False), ("ema", False)])
+def test_gradient_reaches_target_only_in_naive_and_independent(mode, target_gets_grad):
+    model, cfg = tiny_model(f"target_mode={mode}")
+    loss, _ = run_forward(model, cfg)
+    loss.backward()
+    if mode in ("naive", "stopgrad"):
+        assert model.target_encoder is None
+        # the online encoder is the target: compare with the online-only gradient
+        model2, _ = tiny_model("target_mode=stopgrad")
+        model2.load_state_dict(model.state_dict())
+        loss2, _ = run_forward(model2, cfg)
+        loss2.backward()
+        g1 = model.encoder.blocks[-1].mlp.fc2.weight.grad
+        g2 = model2.encoder.blocks[-1].mlp.fc2.weight.grad
+        assert torch.allclose(loss, loss2)
+        assert (not torch.allclose(g1, g2)) == target_gets_grad
+    else:
+        for net in (model.target_encoder, model.target_projector):
+            grads = [p.grad for p in net.parameters()]
+            has = any(g is not None and g.abs().sum() > 0 for g in grads)
+            assert has == target_gets_grad
+            assert all(p.requires_grad == target_gets_grad for p in net.parameters())
+
+
+def test_ema_m1_keeps_and_m0_copies():
+    model, cfg = tiny_model()
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(torch.randn_like(p))
+        for p in model.projector.parameters():
+            p.add_(torch.randn_like(p))
+    pairs = [(model.target_encoder, model.encoder), (model.target_projector, model.projector)]
+    before = [{k: v.clone() for k, v in t.state_dict().items()} for t, _ in pairs]
+    model.update_target(1.0)
+    for (t, _), b in zip(pairs, before, strict=False):
+        assert all(torch.equal(b[k], v) for k, v in t.state_dict().items())
+    model.update_target(0.0)
+    for t, o in pairs:
+        online = o.state_dict()
+        assert all(torch.equal(online[k], v) for k, v in t.state_dict().items())
+
+
+def test_ema_update_formula_and_momentum_schedule():
+    t, o = [torch.full((3,), 2.0)], [torch.full((3,), 4.0)]
+    ema_update(t, o, 0.75)
+    assert torch.allclose(t[0], torch.full((3,), 0.75 * 2 + 0.25 * 4))
+    assert ema_momentum(0.99, 0.0) == pytest.approx(0.99)
+    assert ema_momentum(0.99, 0.5) == pytest.approx(0.995)
+    assert ema_momentum(0.99, 1.0) == pytest.approx(1.0)
+
+
+def test_shallow_target_pairs_with_first_blocks():
+    model, cfg = tiny_model("target_depth=1")
+    assert len(model.target_encoder.blocks) == 1
+    t, o = paired_parameters(model.target_encoder, model.encoder)
+    assert len(t) == len(o) and o[0] is model.encoder.cls_token
+    loss, metrics = run_forward(model, cfg)
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("extra", [[], ["mask_target=False"], ["decoder_type=self"], ["proj.mlp_depth=0"],
+                                   ["avg_vis_mask_token=False"], ["loss=mse"], ["loss=huber"], ["loss=l1"],
+                                   ["loss=norm_l2"], ["avg_sim_coeff=0.1"], ["mask_ratio=0.75"]])
+def test_every_switch_trains(extra):
+    model, cfg = tiny_model(*extra)
+    loss, metrics = run_forward(model, cfg)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert set(metrics) == {"loss_pred", "avg_sim_pred", "avg_sim_vis", "avg_sim_trg"}
+    assert all(0 <= metrics[k] <= 1 + 1e-5 for k in ("avg_sim_pred", "avg_sim_vis", "avg_sim_trg"))
+
+
+def test_similarity_regulariser_adds_exact_penalty():
+    model, cfg = tiny_model("avg_sim_coeff=0.3")
+    loss, m = run_forward(model, cfg)
+    expected = m["loss_pred"] + 0.3 * ((m["avg_sim_pred"] - 0.5) ** 2 + (m["avg_sim_vis"] - 0.5) ** 2)
+    assert torch.allclose(loss.detach(), expected, atol=1e-6)
+
+
+def test_mask_target_false_sees_all_patches():
+    model, cfg = tiny_model("mask_target=False")
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randn(2, 3, cfg.train_size, cfg.train_size, generator=g)
+    views = sample_views(2, cfg.grid_size, cfg.num_vis, cfg.patch_gap, g)
+    from latentmim.masking.patchify import gather_patches
+    patches = gather_patches(imgs, views.perm, views.offsets, 4, 4, 2)
+    z = model.targets(patches, views)
+    assert z.shape == (2, 16 - 4, 32)
+    # changing a visible patch changes the targets (they attend to it), unlike mask_target=True
+    patches2 = patches.clone()
+    patches2[:, 0] += 1.0
+    assert not torch.allclose(z, model.targets(patches2, views))
+    model_m, _ = tiny_model()
+    assert torch.allclose(model_m.targets(patches, views), model_m.targets(patches2, views))
