@@ -8,6 +8,7 @@ from latentmim.masking.views import sample_views
 from latentmim.methods.ema import ema_momentum, ema_update, paired_parameters
 from latentmim.methods.factory import build_model
 
+# The model part of the tiny test configuration (tests/conftest.py has the full run).
 TINY = ["embed_dim=32", "depth=2", "num_heads=2", "patch_size=4", "grid_size=4", "patch_gap=2",
         "num_vis=4", "decoder_embed_dim=16", "decoder_num_heads=2", "decoder_depth=1",
         "proj.mlp_dim=32", "proj.mlp_depth=2"]

@@ -53,8 +53,11 @@ def build_pretrain_data(cfg: PretrainConfig, device: torch.device, with_monitor:
     )
     sampler = EpochSampler(len(train), seed=cfg.env.seed, shuffle=True)
     pin = device.type == "cuda"
+    # Each loader gets its own generator: creating an iterator draws a worker seed from it, and
+    # must not consume the global RNG (drop path), or a resumed run would diverge.
     common = dict(num_workers=cfg.env.workers, pin_memory=pin, persistent_workers=False)
-    loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common)
+    loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                        generator=torch.Generator().manual_seed(cfg.env.seed), **common)
     nn_train = nn_val = None
     if with_monitor:
         tf = eval_transform(cfg.eval_size, info.mean, info.std)
@@ -62,10 +65,10 @@ def build_pretrain_data(cfg: PretrainConfig, device: torch.device, with_monitor:
         eval_bs = max(cfg.batch_size, 64)
         nn_train = DataLoader(
             _subset(SeededDataset(base, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.env.seed),
-            batch_size=eval_bs, shuffle=False, **common,
+            batch_size=eval_bs, shuffle=False, generator=torch.Generator(), **common,
         )
         nn_val = DataLoader(
             _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.env.seed + 1),
-            batch_size=eval_bs, shuffle=False, **common,
+            batch_size=eval_bs, shuffle=False, generator=torch.Generator(), **common,
         )
     return PretrainData(info, train, sampler, loader, nn_train, nn_val)
