@@ -24,6 +24,10 @@ examples:
 """
 
 
+# Commands living in their own module, each exposing ``run(args: list[str]) -> int``.
+OPTIONAL_COMMANDS = {"ablate": "latentmim.cli.ablate", "export": "latentmim.cli.export"}
+
+
 def split_config_name(args: Sequence[str], default: str) -> tuple[str, list[str]]:
     """Pull ``--config-name NAME`` / ``--config-name=NAME`` out of the arguments."""
     name, rest, it = default, [], iter(args)
@@ -47,6 +51,20 @@ def run_command(command: str, args: Sequence[str]) -> int:
         from latentmim.cli.knn import knn_command
 
         return knn_command(list(args))
+    if command == "eval":
+        from latentmim.cli.eval import eval_command
+
+        return eval_command(list(args))
+    if command in OPTIONAL_COMMANDS:
+        import importlib
+
+        try:
+            module = importlib.import_module(OPTIONAL_COMMANDS[command])
+        except ModuleNotFoundError as err:
+            if err.name == OPTIONAL_COMMANDS[command]:
+                raise ConfigError(f"command '{command}' is not available in this version") from None
+            raise
+        return module.run(list(args))
     raise ConfigError(f"unknown command '{command}'; run 'latentmim --help'")
 
 
