@@ -14,8 +14,11 @@ from latentmim.data.errors import DataError
 USAGE = """usage: latentmim COMMAND [--config-name NAME] [key=value ...]
 
 commands:
-  pretrain   pre-train Latent MIM (default config: demo; --config-name lmim = the paper's run)
-  knn        NN accuracy of a checkpoint's encoder: latentmim knn checkpoint=PATH [key=value ...]
+  pretrain   pre-train (default config: demo; --config-name lmim = the paper's run; method=lmim|mae|pcae|data2vec)
+  knn        NN monitor on a checkpoint: latentmim knn checkpoint=PATH [key=value ...]
+  eval       evaluations: latentmim eval knn|linear|finetune|fewshot|segment|video|all checkpoint=PATH ...
+  ablate     reproduce a table of the paper at small scale: latentmim ablate TABLE [key=value ...]
+  export     timm / Hugging Face style export: latentmim export checkpoint=PATH output=DIR
 
 examples:
   latentmim pretrain

@@ -21,10 +21,14 @@ from latentmim.config.errors import ConfigError
 from latentmim.config.schema import PretrainConfig
 from latentmim.models.vit import VIT_PRESETS
 
+DROP_CASES = (1, 2, 3, 4, 5)  # PCAE drop cases, defined in latentmim.methods.token_drop
+
 WORKERS = ("main_lmim",)
-METHODS = ("lmim",)
+METHODS = ("lmim", "mae", "pcae", "data2vec")
 DECODERS = ("cross", "self")
 PRECISIONS = ("fp32", "bf16", "fp16")
+CLUSTERS = ("slurm", "local")  # submitit executors for env.slurm=True
+BACKENDS = ("auto", "nccl", "gloo")
 TARGET_MODES = ("naive", "independent", "stopgrad", "ema")
 LOSSES = ("infonce_patches", "patch_disc", "mse", "l1", "huber", "norm_l2")
 DATASETS = (
@@ -128,6 +132,7 @@ def validate(cfg: PretrainConfig) -> None:
     _positive("env.workers", cfg.env.workers, allow_zero=True)
     _positive("synthetic.num_train", cfg.synthetic.num_train)
     _positive("synthetic.num_val", cfg.synthetic.num_val)
+    _positive("train_images", cfg.train_images)
     if cfg.lr is not None:
         _positive("lr", cfg.lr)
 
@@ -160,8 +165,61 @@ def validate(cfg: PretrainConfig) -> None:
     depth = cfg.depth or VIT_PRESETS[cfg.encoder].depth
     if cfg.target_depth is not None and cfg.target_depth > depth:
         raise ConfigError(f"config key 'target_depth': {cfg.target_depth} exceeds encoder depth {depth}")
+    _validate_methods(cfg, depth)
     if cfg.env.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.env.device):
         raise ConfigError(f"config key 'env.device': {cfg.env.device!r} is not auto, cpu, cuda or cuda:N")
+    _validate_scale_out(cfg)
+
+
+def _validate_methods(cfg: PretrainConfig, depth: int) -> None:
+    """Keys of the chosen method (pcae / data2vec) and of the collapse guard."""
+    if cfg.method == "pcae":
+        _validate_pcae(cfg, depth)
+    if cfg.method == "data2vec":
+        d = cfg.data2vec
+        _positive("data2vec.top_k", d.top_k)
+        _positive("data2vec.decoder_layers", d.decoder_layers)
+        if d.decoder_kernel < 1 or d.decoder_kernel % 2 == 0:
+            raise ConfigError(f"config key 'data2vec.decoder_kernel': must be odd and >= 1, got {d.decoder_kernel}")
+        if d.decoder_groups < 1 or cfg.decoder_embed_dim % d.decoder_groups:
+            raise ConfigError(
+                f"config key 'data2vec.decoder_groups': {d.decoder_groups} must divide "
+                f"decoder_embed_dim={cfg.decoder_embed_dim}"
+            )
+    c = cfg.collapse
+    if not 0.0 < c.threshold <= 1.0:
+        raise ConfigError(f"config key 'collapse.threshold': must be in (0, 1], got {c.threshold}")
+    _positive("collapse.patience", c.patience)
+
+
+def _validate_pcae(cfg: PretrainConfig, depth: int) -> None:
+    p = cfg.pcae
+    if not 0.0 < p.keep <= 1.0:
+        raise ConfigError(f"config key 'pcae.keep': must be in (0, 1], got {p.keep}")
+    if not 0.0 <= p.target_mom <= 1.0:
+        raise ConfigError(f"config key 'pcae.target_mom': must be in [0, 1], got {p.target_mom}")
+    _positive("pcae.drop_stages", p.drop_stages)
+    if p.drop_blocks is not None:
+        bad = [b for b in p.drop_blocks if not 0 <= b < depth]
+        if bad or len(set(p.drop_blocks)) != len(p.drop_blocks):
+            raise ConfigError(
+                f"config key 'pcae.drop_blocks': {list(p.drop_blocks)} must be distinct blocks in [0, {depth - 1}]"
+            )
+    elif p.drop_case not in DROP_CASES:
+        raise ConfigError(f"config key 'pcae.drop_case': {p.drop_case} is not one of {', '.join(map(str, DROP_CASES))}")
+    elif p.drop_case != 5 and p.drop_stages > depth:
+        raise ConfigError(f"config key 'pcae.drop_stages': {p.drop_stages} exceeds encoder depth {depth}")
+
+
+def _validate_scale_out(cfg: PretrainConfig) -> None:
+    """Process layout, Slurm and logging keys (engine/distributed.py, engine/slurm.py)."""
+    _choice("env.cluster", cfg.env.cluster, CLUSTERS)
+    _choice("env.backend", cfg.env.backend, BACKENDS)
+    for key in ("ngpu", "world_size", "slurm_timeout"):
+        _positive(f"env.{key}", getattr(cfg.env, key))
+    _positive("env.mem_gb", cfg.env.mem_gb, allow_zero=True)
+    if cfg.env.fsdp and cfg.env.precision == "fp16":
+        raise ConfigError("config key 'env.fsdp': FSDP runs use env.precision=bf16 or fp32 (fp16 loss scaling is not sharded)")
 
 
 def to_yaml(cfg: PretrainConfig) -> str:

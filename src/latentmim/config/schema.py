@@ -19,6 +19,45 @@ class ProjConfig:
 
 
 @dataclass
+class MAEConfig:
+    """``method=mae``: the pixel baseline (decoder size from ``decoder_*``; paper 8 x 512)."""
+
+    norm_pix_loss: bool = True  # MSE to per-patch standardised pixels (MAE's better setting)
+
+
+@dataclass
+class PCAEConfig:
+    """``method=pcae``: progressive token dropping inside the momentum target encoder."""
+
+    keep: float = 0.5  # fraction of tokens each drop stage keeps (147 -> 73 -> 36 -> 18 for ViT-B)
+    drop_case: int = 1  # 1: after blocks 0,4,8 of 12 (paper default); 2-5: see methods/token_drop.py
+    drop_blocks: list[int] | None = None  # explicit 0-based blocks after which to drop; wins over drop_case
+    drop_stages: int = 3  # number of drop stages of a drop case
+    random_drop: bool = False  # the "RD" ablation: keep a seeded random subset, not the least similar
+    target_mom: float = 0.9999  # PCAE's EMA momentum at step 0, cosine to 1.0 (its paper's value)
+
+
+@dataclass
+class Data2VecConfig:
+    """``method=data2vec``: the data2vec-2.0-style latent baseline of the headline table."""
+
+    top_k: int = 8  # teacher blocks averaged into the target (K=8 for ViT-B); clipped to depth
+    decoder_layers: int = 5  # light conv decoder: residual Conv2d-LN-GELU layers, width decoder_embed_dim
+    decoder_kernel: int = 3
+    decoder_groups: int = 16  # grouped convs keep the decoder light; must divide decoder_embed_dim
+
+
+@dataclass
+class CollapseConfig:
+    """The collapse guard: S(targets) or S(pred) staying near 1 means every token looks alike."""
+
+    threshold: float = 0.95  # S above this counts as collapsed (the paper's naive row: 1.00)
+    patience: int = 100  # consecutive optimizer steps above the threshold before it fires
+    stop: bool = False  # also stop the run (checkpoint kept); False only warns
+    enabled: bool = True
+
+
+@dataclass
 class SyntheticConfig:
     num_train: int = 10000  # images are generated on the fly from (seed, index): any size is free
     num_val: int = 2000
@@ -32,15 +71,18 @@ class EnvConfig:
     workers: int = 2  # data-loader processes
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     seed: int = 0  # every random draw (views, augmentation, init) derives from it
-    slurm: bool = False  # submit through submitit (scale-out issue); False runs here
-    distributed: bool = False
-    ngpu: int = 1
+    slurm: bool = False  # submit through submitit; False runs here
+    distributed: bool = False  # with ngpu > 1 and no torchrun around: start ngpu local processes
+    ngpu: int = 1  # processes (GPUs) per node; on CPU, gloo processes
     world_size: int = 1  # nodes
     slurm_partition: str = ""
-    slurm_timeout: int = 4320  # minutes
-    mem_gb: int = 0
+    slurm_timeout: int = 4320  # minutes; the job checkpoints and requeues itself near the limit
+    mem_gb: int = 0  # per node; 0 = the cluster's default
     nodelist: str = ""
     exclude: str = ""
+    cluster: str = "slurm"  # submitit executor for env.slurm=True: slurm | local (this machine, tests)
+    backend: str = "auto"  # process-group backend: auto (nccl on GPU, gloo on CPU) | nccl | gloo
+    fsdp: bool = False  # shard parameters/optimizer (FSDP2) instead of DDP, for the largest ViTs
 
 
 @dataclass
@@ -49,13 +91,15 @@ class LogConfig:
     progress: bool = True  # progress bar with img/s, loss, lr, similarities, ETA
     tensorboard: bool = True
     curves: bool = True  # PNG curves of loss, lr and similarities after each epoch
-    wandb: bool = False
+    wandb: bool = False  # also log to Weights & Biases (run id kept in <run_dir>/wandb/runid.txt)
+    wandb_project: str = "lmim"
+    wandb_entity: str = ""  # "" = the logged-in user's default entity
 
 
 @dataclass
 class PretrainConfig:
     worker: str = "main_lmim"
-    method: str = "lmim"
+    method: str = "lmim"  # lmim | mae | pcae | data2vec
 
     # --- encoder -----------------------------------------------------------------------
     encoder: str = "vit_base"  # vit_tiny | vit_small | vit_base | vit_large | vit_huge
@@ -95,10 +139,17 @@ class PretrainConfig:
     sim_init: float = 0.75
     sim_end: float = 0.25
 
+    # --- other methods (method=mae | pcae | data2vec) and the collapse guard -------------
+    mae: MAEConfig = field(default_factory=MAEConfig)
+    pcae: PCAEConfig = field(default_factory=PCAEConfig)
+    data2vec: Data2VecConfig = field(default_factory=Data2VecConfig)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
+
     # --- data --------------------------------------------------------------------------
     dataset: str = "synthetic"
     data_path: str | None = None  # None = the dataset's default location
     download: bool = False  # torchvision datasets only, and only when asked
+    train_images: int | None = None  # pre-train on a fixed random subset of this many images (None = all)
     min_crop: float = 0.2
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -117,6 +168,7 @@ class PretrainConfig:
     output_dir: str = "./outputs"
     job_name: str = "lmim"
     resume: bool = False
+    init_from: str | None = None  # start from these weights (latentmim, Latent MIM authors' or MAE file); resume wins
     eval_freq: int = 10  # epochs between NN monitor runs (and always at the end)
     save_freq: int = 50  # epochs between kept checkpoints (checkpoint_latest is always kept)
     ckpt_steps: int = 0  # also write checkpoint_latest every N optimizer steps mid-epoch

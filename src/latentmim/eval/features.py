@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor
 
+from latentmim.engine.precision import autocast
+from latentmim.eval.knn import extract_features
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.models.vit import ViTEncoder
 
@@ -36,3 +40,39 @@ def encode_images(encoder: ViTEncoder, imgs: Tensor, feature: str = "avgpool_pre
     else:
         raise ValueError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
     return out.float()
+
+
+def extract_encoder_features(
+    encoder: ViTEncoder,
+    loader: Iterable,
+    feature: str,
+    device: torch.device,
+    precision: str = "fp32",
+    progress: bool = False,
+    desc: str = "features",
+) -> tuple[Tensor, Tensor]:
+    """Features of a frozen encoder over a loader of ``(images, labels, ...)`` batches.
+
+    Args:
+        encoder: the encoder (put in eval mode here, restored afterwards).
+        loader: yields (B, C, G*P, G*P) images and (B,) labels first.
+        feature: see :func:`encode_images`.
+        device: where the encoder runs.
+        precision: ``fp32`` | ``bf16`` | ``fp16`` autocast; features come back in float32.
+        progress: show a tqdm bar (rate and ETA).
+        desc: the bar's label.
+
+    Returns:
+        (N, D) float32 features and (N,) int64 labels, on CPU.
+    """
+    was_training = encoder.training
+    encoder.eval()
+
+    def encode(x: Tensor) -> Tensor:
+        with autocast(precision, device):
+            return encode_images(encoder, x, feature)
+
+    try:
+        return extract_features(encode, loader, device, progress, desc)
+    finally:
+        encoder.train(was_training)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
+from latentmim.engine.distributed import all_gather_ordered, get_world_size, is_main_process
 from latentmim.eval.features import encode_images
 from latentmim.eval.knn import (
     extract_features,
@@ -29,14 +30,29 @@ def nn_scores(
 ) -> dict[str, float]:
     """Both NN protocols for one feature extractor.
 
+    Under a process group (DDP pre-training) each loader must hold this rank's strided shard
+    (:class:`latentmim.data.loader.EpochSampler` with ``rank``/``world_size``); the features
+    are gathered across ranks, so every rank scores the whole set.
+
     Returns:
         ``nn_loo`` (official: leave-one-out 1-NN within val, %), ``knn{k}_top1`` (weighted
         k-NN train bank -> val queries, %).
     """
-    val_x, val_y = extract_features(encode, val_loader, device, progress, "NN val features")
-    train_x, train_y = extract_features(encode, train_loader, device, progress, "NN train features")
+    progress = progress and is_main_process()
+    val_x, val_y = _gathered(encode, val_loader, device, progress, "NN val features")
+    train_x, train_y = _gathered(encode, train_loader, device, progress, "NN train features")
     knn = weighted_knn_accuracy(train_x, train_y, val_x, val_y, num_classes, k=k, temperature=temperature, topk=(1,))
     return {"nn_loo": loo_1nn_accuracy(val_x, val_y), f"knn{k}_top1": knn["top1"]}
+
+
+def _gathered(encode: Callable[[Tensor], Tensor], loader: Iterable, device: torch.device, progress: bool,
+              desc: str) -> tuple[Tensor, Tensor]:
+    """Features of a whole eval set; under DDP each rank encodes its shard and all gather them."""
+    x, y = extract_features(encode, loader, device, progress, desc)
+    if get_world_size() == 1:
+        return x, y
+    total = len(loader.dataset)  # type: ignore[attr-defined]
+    return all_gather_ordered(x, total), all_gather_ordered(y, total)
 
 
 def encoder_nn_scores(encoder: ViTEncoder, *args, **kwargs) -> dict[str, float]:

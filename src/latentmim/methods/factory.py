@@ -6,7 +6,12 @@ from torch import nn
 
 from latentmim.config.schema import PretrainConfig
 from latentmim.losses import build_latent_loss
+from latentmim.methods.data2vec import Data2Vec
+from latentmim.methods.data2vec_decoder import ConvDecoder
 from latentmim.methods.lmim import LatentMIM
+from latentmim.methods.mae import MAE
+from latentmim.methods.pcae import PCAE
+from latentmim.methods.token_drop import drop_schedule
 from latentmim.models.decoder import CrossAttentionDecoder, SelfAttentionDecoder
 from latentmim.models.projector import Projector
 from latentmim.models.vit import ViTEncoder, build_encoder
@@ -26,9 +31,43 @@ def encoder_from_config(cfg: PretrainConfig, in_chans: int) -> ViTEncoder:
     )
 
 
-def build_model(cfg: PretrainConfig, in_chans: int) -> LatentMIM:
-    """Latent MIM with every ablation switch of the config applied."""
+def build_model(cfg: PretrainConfig, in_chans: int) -> nn.Module:
+    """The model of ``cfg.method`` (lmim, mae, pcae or data2vec).
+
+    Every method follows the engine contract: ``model(imgs, views, sim_goal) -> (loss, metrics)``
+    with detached scalar metrics, ``model.update_target(momentum)`` (a no-op without EMA), and
+    ``model.encoder``, the :class:`ViTEncoder` that is kept.
+    """
     encoder = encoder_from_config(cfg, in_chans)
+    if cfg.method == "mae":
+        return MAE(encoder, _mae_decoder(cfg, encoder.embed_dim, encoder.patch_dim), cfg.patch_gap, cfg.mae.norm_pix_loss)
+    if cfg.method == "pcae":
+        p = cfg.pcae
+        schedule = drop_schedule(len(encoder.blocks), p.keep, p.drop_case, p.drop_stages, p.drop_blocks)
+        return PCAE(encoder, _mae_decoder(cfg, encoder.embed_dim, encoder.embed_dim), schedule, cfg.patch_gap, p.random_drop, cfg.env.seed)
+    if cfg.method == "data2vec":
+        d = cfg.data2vec
+        decoder = ConvDecoder(encoder.embed_dim, encoder.embed_dim, cfg.grid_size, cfg.decoder_embed_dim,
+                              d.decoder_layers, d.decoder_kernel, d.decoder_groups)
+        return Data2Vec(encoder, decoder, d.top_k, cfg.patch_gap)
+    return _build_lmim(cfg, encoder)
+
+
+def target_momentum(cfg: PretrainConfig) -> float:
+    """EMA momentum at step 0 (cosine to 1): PCAE has its own default (0.9999)."""
+    return cfg.pcae.target_mom if cfg.method == "pcae" else cfg.target_mom
+
+
+def _mae_decoder(cfg: PretrainConfig, in_dim: int, out_dim: int) -> SelfAttentionDecoder:
+    """MAE's decoder: self-attention over visible tokens and mask tokens, no visual cues."""
+    return SelfAttentionDecoder(
+        in_dim=in_dim, out_dim=out_dim, grid_size=cfg.grid_size, embed_dim=cfg.decoder_embed_dim,
+        depth=cfg.decoder_depth, num_heads=cfg.decoder_num_heads, visual_cues=False,
+    )
+
+
+def _build_lmim(cfg: PretrainConfig, encoder: ViTEncoder) -> LatentMIM:
+    """Latent MIM with every ablation switch of the config applied."""
     dim = encoder.embed_dim
     projector: nn.Module = (
         Projector(dim, cfg.proj.mlp_dim, cfg.proj.mlp_depth) if cfg.proj.mlp_depth > 0 else nn.Identity()

@@ -1,0 +1,94 @@
+"""``latentmim export checkpoint=PATH output=DIR``: a timm / Hugging Face folder of the encoder.
+
+Other arguments: ``num_heads=N`` (foreign encoders of non-standard width), ``overwrite=true``,
+and ``key=value`` config overrides (e.g. ``dataset=...``, which selects the normalisation
+recorded in config.json). After writing, the folder is loaded back with timm and its features
+are compared with latentmim's own encoder on a random batch; a mismatch is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentmim.config.errors import ConfigError
+
+OPTIONS = ("checkpoint", "output", "num_heads", "overwrite")
+
+
+def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise ConfigError(f"export: expected key=value arguments, got '{bad[0]}'")
+    opts = {k: v for k, v in (a.split("=", 1) for a in args) if k in OPTIONS}
+    for key in ("checkpoint", "output"):
+        if not opts.get(key):
+            raise ConfigError(f"export: missing '{key}=' (usage: latentmim export checkpoint=PATH output=DIR)")
+    return opts, [a for a in args if a.split("=", 1)[0] not in OPTIONS]
+
+
+def _info(path: Path, fmt: str) -> dict[str, Any]:
+    """Provenance, plus the run's final NN scores when the checkpoint sits in a run folder."""
+    info: dict[str, Any] = {"source": str(path), "format": fmt}
+    results = path.parent / "results.json"
+    if fmt == "latentmim" and results.is_file():
+        info["nn"] = json.loads(results.read_text()).get("trained", {})
+    return info
+
+
+@torch.no_grad()
+def verify_with_timm(folder: Path, encoder: torch.nn.Module, seed: int = 0) -> float:
+    """Max |timm features - latentmim features| of the exported folder on a random batch."""
+    import timm
+
+    from latentmim.masking.patchify import all_ids, patchify
+
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    side = encoder.grid_size * encoder.patch_size
+    imgs = torch.randn(2, encoder.in_chans, side, side, generator=torch.Generator().manual_seed(seed))
+    ours = encoder.forward_patches(patchify(imgs, encoder.patch_size), all_ids(2, encoder.grid_size))
+    return (model.forward_features(imgs) - ours).abs().max().item()
+
+
+def run(args: list[str]) -> int:
+    from latentmim.interop.importer import import_checkpoint
+    from latentmim.interop.timm_export import dataset_stats, export_encoder
+
+    opts, overrides = _parse(args)
+    out = Path(opts["output"])
+    overwrite = opts.get("overwrite", "false").lower() in ("1", "true", "yes")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"export: output '{out}' exists and is not empty (pass overwrite=true)")
+    try:
+        heads = int(opts["num_heads"]) if "num_heads" in opts else None
+    except ValueError:
+        raise ConfigError(f"export: num_heads must be an integer, got '{opts['num_heads']}'") from None
+    path = Path(opts["checkpoint"])
+    imported = import_checkpoint(path, overrides, heads)
+    mean, std = dataset_stats(imported.config.dataset)
+    if len(mean) != imported.encoder.in_chans:
+        mean, std = (0.5,) * imported.encoder.in_chans, (0.5,) * imported.encoder.in_chans
+    # Written next to the destination, then moved into place: no half-written export.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        export_encoder(imported.encoder, tmp, mean, std, _info(path, imported.format))
+        diff = verify_with_timm(tmp, imported.encoder)
+        if diff > 1e-4:
+            raise ConfigError(f"export: timm features differ from latentmim's by {diff:.2e}; nothing written")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    config = json.loads((out / "config.json").read_text())
+    print(f"exported {imported.format} encoder from {path} to {out} (timm '{config['architecture']}', "
+          f"features match timm within {diff:.1e})")
+    print(f'  timm:      timm.create_model("local-dir:{out}", pretrained=True)')
+    print(f'  latentmim: latentmim.load_encoder("{out}")')
+    return 0

@@ -1,0 +1,240 @@
+"""Parse ``key=value`` arguments of ``latentmim eval SUITE`` into its dataclass, then validate.
+
+OmegaConf structured configs give strict keys and types; every failure (a misspelt key, a wrong
+type, a value out of range) becomes one :class:`ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from collections.abc import Sequence
+from typing import TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from latentmim.config.errors import ConfigError
+from latentmim.config.eval_schema import (
+    AllEvalConfig,
+    EvalCommon,
+    FewshotOptions,
+    FinetuneOptions,
+    KnnOptions,
+    LinearOptions,
+)
+
+T = TypeVar("T")
+
+FEATURES = ("avgpool_prenorm", "avgpool", "cls")
+PRECISIONS = ("fp32", "bf16", "fp16")
+PROTOCOLS = ("both", "loo", "weighted")
+LINEAR_MODES = ("augment", "cached")
+SUITES = ("auto", "knn", "linear", "finetune", "fewshot", "segment", "video")
+
+
+def _keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key of a dataclass schema (for "did you mean" hints)."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out += _keys(kind, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+def _list_keys(cls: type, prefix: str = "") -> set[str]:
+    """Dotted keys whose type is a list (they accept ``a,b,c`` on the command line)."""
+    out: set[str] = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out |= _list_keys(kind, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+        elif typing.get_origin(kind) is list:
+            out.add(f"{prefix}{f.name}")
+    return out
+
+
+def _message(err: OmegaConfBaseException, cls: type, prefix: str = "") -> str:
+    first = str(err).strip().splitlines()[0]
+    key = getattr(err, "full_key", None)
+    if key and re.search(r"Key '[^']+' (is )?not in", str(err)):
+        close = difflib.get_close_matches(str(key), _keys(cls), n=1)
+        hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+        return f"unknown config key '{prefix}{key}'{hint}"
+    return f"config key '{prefix}{key}': {first}" if key else first
+
+
+def _dotlist(cls: type, args: Sequence[str]) -> list[str]:
+    """Check ``key=value`` form and wrap ``a,b,c`` in brackets for list-typed keys."""
+    out = []
+    lists = _list_keys(cls)
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"expected key=value arguments, got '{arg}'")
+        key, value = arg.split("=", 1)
+        if key in lists and not value.startswith("["):
+            value = f"[{value}]" if value else "[]"
+        out.append(f"{key}={value}")
+    return out
+
+
+def parse_eval_config(cls: type[T], args: Sequence[str], base: dict | None = None, prefix: str = "") -> T:
+    """Build and validate a suite's configuration from ``key=value`` strings.
+
+    Lists can be given as ``shots=1,2,4`` or ``shots=[1,2,4]``.
+
+    Args:
+        cls: the suite's configuration dataclass.
+        args: ``key=value`` strings (they win over ``base``).
+        base: values to start from (``latentmim eval all`` passes the common keys).
+        prefix: how the keys are spelt on the command line (``"knn."`` under ``eval all``), for
+            error messages.
+
+    Raises:
+        ConfigError: not key=value, unknown key, wrong type, missing checkpoint, bad value.
+    """
+    dotlist = _dotlist(cls, args)
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(cls), base or {}, OmegaConf.from_dotlist(dotlist))
+        if OmegaConf.is_missing(node, "checkpoint"):
+            raise ConfigError("missing checkpoint=PATH")
+        obj = OmegaConf.to_object(node)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_message(err, cls, prefix)) from None
+    try:
+        validate_eval_config(obj)
+    except ConfigError as err:
+        raise ConfigError(str(err).replace("config key '", f"config key '{prefix}", 1)) from None
+    return obj  # type: ignore[return-value]
+
+
+def _choice(key: str, value: object, allowed: Sequence[object]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"config key '{key}': {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _at_least(key: str, value: float | None, low: float, strict: bool = False) -> None:
+    if value is None:
+        return
+    if value < low or (strict and value == low):
+        raise ConfigError(f"config key '{key}': must be {'>' if strict else '>='} {low}, got {value}")
+
+
+def _fraction(key: str, value: float, high_open: bool = False) -> None:
+    if not (0.0 <= value < 1.0 if high_open else 0.0 <= value <= 1.0):
+        raise ConfigError(f"config key '{key}': must be in [0, 1{')' if high_open else ']'}, got {value}")
+
+
+def _validate_common(cfg: EvalCommon) -> None:
+    if not cfg.checkpoint:
+        raise ConfigError("config key 'checkpoint': empty path")
+    _choice("precision", cfg.precision, PRECISIONS)
+    if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.device):
+        raise ConfigError(f"config key 'device': {cfg.device!r} is not auto, cpu, cuda or cuda:N")
+    for key in ("train_images", "val_images", "synthetic.num_train", "synthetic.num_val",
+                "synthetic.image_size"):
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        _at_least(key, node, 1)  # type: ignore[arg-type]
+    _at_least("workers", cfg.workers, 0)
+    _at_least("threads", cfg.threads, 0)
+    _at_least("seed", cfg.seed, 0)
+
+
+def _validate_knn(o: KnnOptions, p: str) -> None:
+    _choice(f"{p}feature", o.feature, FEATURES)
+    _choice(f"{p}protocol", o.protocol, PROTOCOLS)
+    _at_least(f"{p}k", o.k, 1)
+    _at_least(f"{p}temperature", o.temperature, 0.0, strict=True)
+    _at_least(f"{p}batch_size", o.batch_size, 1)
+
+
+def _validate_linear(o: LinearOptions, p: str) -> None:
+    _choice(f"{p}mode", o.mode, LINEAR_MODES)
+    _choice(f"{p}feature", o.feature, FEATURES)
+    for key in ("epochs", "batch_size", "eval_freq"):
+        _at_least(f"{p}{key}", getattr(o, key), 1)
+    for key in ("warmup_epochs", "min_lr", "weight_decay", "momentum", "trust_coefficient", "ckpt_steps"):
+        _at_least(f"{p}{key}", getattr(o, key), 0.0)
+    _at_least(f"{p}blr", o.blr, 0.0, strict=True)
+    _at_least(f"{p}lr", o.lr, 0.0, strict=True)
+    if o.warmup_epochs > o.epochs:
+        raise ConfigError(f"config key '{p}warmup_epochs': {o.warmup_epochs} exceeds epochs={o.epochs}")
+    if not 0.0 < o.min_crop <= 1.0:
+        raise ConfigError(f"config key '{p}min_crop': must be in (0, 1], got {o.min_crop}")
+
+
+def _validate_finetune(o: FinetuneOptions, p: str) -> None:
+    for key in ("epochs", "batch_size", "accum_iter", "eval_freq", "recount"):
+        _at_least(f"{p}{key}", getattr(o, key), 1)
+    for key in ("warmup_epochs", "min_lr", "weight_decay", "mixup", "cutmix", "throughput_batches", "ckpt_steps"):
+        _at_least(f"{p}{key}", getattr(o, key), 0)
+    _at_least(f"{p}blr", o.blr, 0.0, strict=True)
+    _at_least(f"{p}lr", o.lr, 0.0, strict=True)
+    _at_least(f"{p}clip_grad", o.clip_grad, 0.0, strict=True)
+    _at_least(f"{p}token_drop_after", o.token_drop_after, 0)
+    for key in ("mixup_prob", "mixup_switch_prob", "reprob", "drop_path"):
+        _fraction(f"{p}{key}", getattr(o, key))
+    _fraction(f"{p}smoothing", o.smoothing, high_open=True)
+    _fraction(f"{p}token_drop", o.token_drop, high_open=True)
+    if not 0.0 < o.layer_decay <= 1.0:
+        raise ConfigError(f"config key '{p}layer_decay': must be in (0, 1], got {o.layer_decay}")
+    if not 0.0 < o.min_crop <= 1.0:
+        raise ConfigError(f"config key '{p}min_crop': must be in (0, 1], got {o.min_crop}")
+    if o.warmup_epochs > o.epochs:
+        raise ConfigError(f"config key '{p}warmup_epochs': {o.warmup_epochs} exceeds epochs={o.epochs}")
+    _choice(f"{p}remode", o.remode, ("pixel", "rand", "const"))
+    if (o.mixup > 0 or o.cutmix > 0) and o.batch_size % 2:
+        raise ConfigError(f"config key '{p}batch_size': Mixup/CutMix need an even batch, got {o.batch_size}")
+
+
+def _validate_fewshot(o: FewshotOptions, p: str) -> None:
+    from latentmim.eval.fewshot_data import FEWSHOT_DATASETS
+
+    for name in o.datasets:
+        _choice(f"{p}datasets", name, FEWSHOT_DATASETS)
+    if not o.shots:
+        raise ConfigError(f"config key '{p}shots': give at least one shot count")
+    if not o.seeds:
+        raise ConfigError(f"config key '{p}seeds': give at least one seed")
+    for k in o.shots:
+        _at_least(f"{p}shots", k, 1)
+    for s in o.seeds:
+        _at_least(f"{p}seeds", s, 0)
+    _choice(f"{p}feature", o.feature, FEATURES)
+    _at_least(f"{p}C", o.C, 0.0, strict=True)
+    _at_least(f"{p}max_iter", o.max_iter, 1)
+    _at_least(f"{p}batch_size", o.batch_size, 1)
+
+
+def validate_eval_config(cfg: object) -> None:
+    """Semantic checks of any suite configuration. Raises :class:`ConfigError`."""
+    assert isinstance(cfg, EvalCommon)
+    _validate_common(cfg)
+    if isinstance(cfg, AllEvalConfig):
+        for suite in cfg.suites:
+            _choice("suites", suite, SUITES)
+        names = [c for c in cfg.checkpoint.split(",") if c]
+        if cfg.names and len(cfg.names) != len(names):
+            raise ConfigError(f"config key 'names': {len(cfg.names)} names for {len(names)} checkpoints")
+        _validate_knn(cfg.knn, "knn.")
+        _validate_linear(cfg.linear, "linear.")
+        _validate_finetune(cfg.finetune, "finetune.")
+        _validate_fewshot(cfg.fewshot, "fewshot.")
+        return
+    if isinstance(cfg, KnnOptions):
+        _validate_knn(cfg, "")
+    if isinstance(cfg, LinearOptions):
+        _validate_linear(cfg, "")
+    if isinstance(cfg, FinetuneOptions):
+        _validate_finetune(cfg, "")
+    if isinstance(cfg, FewshotOptions):
+        _validate_fewshot(cfg, "")

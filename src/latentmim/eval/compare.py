@@ -1,0 +1,219 @@
+"""``latentmim eval all``: several checkpoints through several suites, one side-by-side report.
+
+Suites: ``knn``, ``linear`` (``cached`` by default here), ``fewshot``, ``finetune`` (only when
+asked for: it trains the whole network) and, when their modules are installed, ``segment`` and
+``video`` (:mod:`latentmim.eval.segment`, :mod:`latentmim.eval.video`). ``suites=auto`` runs the
+classification suites, plus ``segment`` when the data has ground-truth masks (``synthetic``) and
+``video`` when ``video.davis_root`` is given. Each run writes its own folder
+``output_dir/<name>/<suite>/``; the report (``results.json``, ``results.md``,
+``comparison.png``, ``fewshot.png``) goes to ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from latentmim.config.errors import ConfigError
+from latentmim.config.eval_load import parse_eval_config
+from latentmim.config.eval_schema import (
+    AllEvalConfig,
+    EvalCommon,
+    FewshotEvalConfig,
+    FinetuneEvalConfig,
+    KnnEvalConfig,
+    LinearEvalConfig,
+)
+from latentmim.data.errors import DataError
+from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
+from latentmim.eval.report import bar_chart, line_chart, markdown_table, write_results
+
+CLASSIFICATION = ("knn", "linear", "fewshot")
+# Suites living in other modules: (module, config class, run function).
+OPTIONAL = {"segment": ("latentmim.eval.segment", "SegmentEvalConfig", "run_segment_eval"),
+            "video": ("latentmim.eval.video", "VideoEvalConfig", "run_video_eval")}
+
+
+def split_suite_args(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Separate ``segment.*`` / ``video.*`` keys (parsed by their own suites) from the rest."""
+    main, optional = [], {name: [] for name in OPTIONAL}
+    for arg in args:
+        head = arg.split(".", 1)[0]
+        if head in OPTIONAL and "=" in arg and "." in arg.split("=", 1)[0]:
+            optional[head].append(arg.split(".", 1)[1])
+        else:
+            main.append(arg)
+    return main, optional
+
+
+def checkpoint_names(specs: list[str], names: list[str]) -> list[str]:
+    """Labels of the checkpoints: given ``names``, else their run folder (``init`` for init:)."""
+    if names:
+        out = list(names)
+    else:
+        out = []
+        for spec in specs:
+            path = Path(spec.removeprefix(INIT_PREFIX))
+            label = path.parent.name or path.stem
+            out.append(f"{label} (init)" if spec.startswith(INIT_PREFIX) else label)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(out):  # make labels unique: a, a-2, a-3
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            out[i] = f"{name}-{seen[name]}"
+    return out
+
+
+def _module(suite: str) -> Any | None:
+    try:
+        return importlib.import_module(OPTIONAL[suite][0])
+    except ModuleNotFoundError as err:
+        if err.name == OPTIONAL[suite][0]:
+            return None
+        raise
+
+
+def _common(cfg: AllEvalConfig) -> dict[str, Any]:
+    return {f.name: getattr(cfg, f.name) for f in fields(EvalCommon)}
+
+
+def _eval_dataset(dataset: str | None, spec: str) -> str | None:
+    """The dataset a suite will use for ``spec``: the given one, else the checkpoint's."""
+    if dataset is not None:
+        return dataset
+    pre = load_any_encoder(spec).pretrain
+    return pre.dataset if pre else None
+
+
+def resolve_suites(cfg: AllEvalConfig, optional_args: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
+    """The suites to run and, for those left out, why."""
+    wanted = list(dict.fromkeys(cfg.suites))
+    skipped: dict[str, str] = {}
+    if "auto" in wanted:
+        auto = list(CLASSIFICATION)
+        datasets = {_eval_dataset(cfg.dataset, spec) for spec in cfg.checkpoint.split(",") if spec}
+        if datasets == {"synthetic"}:
+            auto.append("segment")  # ground-truth masks -> mIoU (figures only elsewhere)
+        else:
+            skipped["segment"] = f"auto: no ground-truth masks in {', '.join(sorted(map(str, datasets)))}"
+        if any(a.startswith("davis_root=") for a in optional_args["video"]):
+            auto.append("video")
+        else:
+            skipped["video"] = "auto: no video.davis_root given"
+        skipped["finetune"] = "auto: trains the whole network; add it with suites=...,finetune"
+        wanted = [s for s in wanted if s != "auto"] + [s for s in auto if s not in wanted]
+    for suite in [s for s in wanted if s in OPTIONAL]:
+        if _module(suite) is None:
+            wanted.remove(suite)
+            skipped[suite] = f"module {OPTIONAL[suite][0]} is not available in this installation"
+    for suite, extra in optional_args.items():
+        if extra and suite not in wanted:
+            raise ConfigError(f"config key '{suite}.{extra[0].split('=')[0]}': suite '{suite}' is not run")
+    return wanted, {k: v for k, v in skipped.items() if k not in wanted}
+
+
+def _suite_runner(suite: str, common: dict[str, Any], cfg: AllEvalConfig,
+                  optional_args: dict[str, list[str]]) -> Callable[[], dict[str, Any]]:
+    """Parse (and so validate) the suite's configuration now; return a function running it."""
+    if suite in OPTIONAL:
+        mod = _module(suite)
+        cls = getattr(mod, OPTIONAL[suite][1])
+        plain = {k: asdict(v) if is_dataclass(v) else v for k, v in common.items()}
+        sub = parse_eval_config(cls, optional_args[suite], base=plain, prefix=f"{suite}.")
+        validate = getattr(mod, f"validate_{suite}", None)
+        if validate is not None:
+            validate(sub)
+        return lambda: getattr(mod, OPTIONAL[suite][2])(sub)
+    from latentmim.eval.fewshot import run_fewshot_eval
+    from latentmim.eval.finetune import run_finetune_eval
+    from latentmim.eval.knn_suite import run_knn_eval
+    from latentmim.eval.linear import run_linear_eval
+
+    cls, run = {"knn": (KnnEvalConfig, run_knn_eval), "linear": (LinearEvalConfig, run_linear_eval),
+                "finetune": (FinetuneEvalConfig, run_finetune_eval),
+                "fewshot": (FewshotEvalConfig, run_fewshot_eval)}[suite]
+    sub = cls(**common, **asdict(getattr(cfg, suite)))
+    return lambda: run(sub)
+
+
+def headline(suite: str, res: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a suite's results that go into the comparison table (all in %)."""
+    if suite == "knn":
+        return dict(res["scores"])
+    if suite in ("linear", "finetune"):
+        return {f"{suite}_{k}": v for k, v in res["scores"].items() if k.startswith("top")}
+    if suite == "fewshot":
+        return {f"{ds}_{k}shot": r["mean"] for ds, d in res["datasets"].items() for k, r in d["shots"].items()}
+    if suite == "segment":
+        enc = res.get("miou", {}).get("encoder", {})
+        return {f"segment_miou_{k}": 100.0 * v for k, v in enc.items()}  # fractions -> %
+    if suite == "video":
+        enc = res.get("summary", {}).get("encoder", {})
+        return {"video_J&F": 100.0 * enc["J&F"]} if "J&F" in enc else {}
+    return {}
+
+
+def run_all_eval(cfg: AllEvalConfig, optional_args: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Run the suites on every checkpoint and write the comparison report."""
+    optional_args = optional_args or {name: [] for name in OPTIONAL}
+    specs = [c for c in cfg.checkpoint.split(",") if c]
+    for spec in specs:  # fail before the first suite runs, not halfway through the report
+        if not Path(spec.removeprefix(INIT_PREFIX)).exists():
+            raise ConfigError(f"checkpoint '{spec.removeprefix(INIT_PREFIX)}' does not exist")
+    names = checkpoint_names(specs, list(cfg.names))
+    out = Path(cfg.output_dir) if cfg.output_dir else Path(specs[0].removeprefix(INIT_PREFIX)).parent / "eval_all"
+    suites, skipped = resolve_suites(cfg, optional_args)
+    plan = []  # every configuration is parsed before anything runs: bad keys fail fast
+    for spec, name in zip(specs, names, strict=True):
+        for suite in suites:
+            common = {**_common(cfg), "checkpoint": spec, "output_dir": str(out / name / suite)}
+            plan.append((name, suite, _suite_runner(suite, common, cfg, optional_args)))
+    explicit = set(cfg.suites) - {"auto"}
+    table: dict[str, dict[str, float]] = {name: {} for name in names}
+    details: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for name, suite, run in plan:
+        print(f"== {name}: {suite}")
+        try:
+            res = run()
+        except (DataError, ConfigError) as err:
+            if suite in explicit:
+                raise
+            skipped[suite] = f"{name}: {err}"  # auto-chosen suites whose data is missing
+            continue
+        table[name].update(headline(suite, res))
+        details[name][suite] = {"output_dir": res.get("output_dir"), "headline": headline(suite, res)}
+        if suite == "fewshot":
+            details[name][suite]["datasets"] = res["datasets"]
+    results = {"suite": "all", "checkpoints": dict(zip(names, specs, strict=True)), "suites": suites,
+               "skipped": skipped, "table": table, "details": details}
+    columns = list(dict.fromkeys(k for row in table.values() for k in row))
+    md = (f"# Comparison of {len(specs)} checkpoints\n\n"
+          + "\n".join(f"- **{n}**: `{s}`" for n, s in zip(names, specs, strict=True))
+          + "\n\nAccuracies in % (`nn_loo`: official LOO 1-NN; `knn*`: weighted k-NN; `linear_*`: "
+          "linear probe; `<dataset>_<k>shot`: few-shot logistic regression, mean over seeds; "
+          "`segment_miou_*`: unsupervised segmentation mIoU x100; `video_J&F` x100).\n\n"
+          + markdown_table([{"checkpoint": n, **table[n]} for n in names], ["checkpoint", *columns])
+          + "\n\n" + "".join(f"- {s} skipped: {why}\n" for s, why in skipped.items())
+          + "Per-suite reports: `<checkpoint>/<suite>/results.md` in this folder.\n")
+    write_results(out, results, md)
+    charted = [c for c in columns if not c.endswith("top5")]  # top-1 style numbers only: readable
+    if charted:
+        groups = {c: {n: table[n][c] for n in names if c in table[n]} for c in charted}
+        bar_chart(out / "comparison.png", groups, "checkpoints compared")
+    _fewshot_figure(out, details)
+    results["output_dir"] = str(out)
+    return results
+
+
+def _fewshot_figure(out: Path, details: dict[str, dict[str, Any]]) -> None:
+    lines, shots = {}, None
+    for name, suites in details.items():
+        for ds, d in suites.get("fewshot", {}).get("datasets", {}).items():
+            ks = sorted(int(k) for k in d["shots"])
+            shots = ks
+            lines[f"{name} / {ds}"] = ([d["shots"][str(k)]["mean"] for k in ks], [d["shots"][str(k)]["std"] for k in ks])
+    if lines and shots:
+        line_chart(out / "fewshot.png", shots, lines, "few-shot transfer", "shots per class", logx=True)

@@ -1,0 +1,56 @@
+"""``latentmim eval all``: argument routing, checkpoint labels, and one side-by-side report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from latentmim.cli.main import main
+from latentmim.config.load import compose_config
+from latentmim.eval.compare import checkpoint_names, split_suite_args
+
+
+def test_suite_keys_are_routed_and_labels_are_unique() -> None:
+    main_args, optional = split_suite_args(["checkpoint=a", "knn.k=5", "segment.num_images=2", "video.topk=3",
+                                            "segment=1"])
+    assert main_args == ["checkpoint=a", "knn.k=5", "segment=1"]
+    assert optional == {"segment": ["num_images=2"], "video": ["topk=3"]}
+    assert checkpoint_names(["r1/a/ckpt.pth", "init:r1/a/ckpt.pth", "r2/a/ckpt.pth"], []) == ["a", "a (init)", "a-2"]
+    assert checkpoint_names(["x.pth", "y.pth"], ["one", "two"]) == ["one", "two"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import TINY
+    from latentmim.engine.pretrain import pretrain
+
+    out = tmp_path_factory.mktemp("ckpt")
+    pretrain(compose_config([*TINY, f"output_dir={out}", "job_name=run", "epochs=1", "warmup_epochs=0"]))
+    return out / "run" / "checkpoint_latest.pth"
+
+
+def test_two_checkpoints_one_report(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    suites = "knn,fewshot" + (",segment" if importlib.util.find_spec("latentmim.eval.segment") else "")
+    out = tmp_path / "report"
+    argv = ["eval", "all", f"checkpoint={ckpt},init:{ckpt}", f"suites={suites}", "knn.k=5", "fewshot.shots=1,2",
+            "fewshot.seeds=1,2", "workers=0", "progress=false", f"output_dir={out}"]
+    if "segment" in suites:
+        argv += ["segment.num_images=1", "segment.tsne=false"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| run |" in printed and "| run (init) |" in printed
+    report = json.loads((out / "results.json").read_text())
+    assert report["checkpoints"] == {"run": str(ckpt), "run (init)": f"init:{ckpt}"}
+    for name in ("run", "run (init)"):
+        knn = json.loads((out / name / "knn" / "results.json").read_text())
+        assert report["table"][name]["knn5_top1"] == knn["scores"]["knn5_top1"]
+        assert report["table"][name]["nn_loo"] == knn["scores"]["nn_loo"]
+        fewshot = json.loads((out / name / "fewshot" / "results.json").read_text())
+        assert report["table"][name]["synthetic_2shot"] == fewshot["datasets"]["synthetic"]["shots"]["2"]["mean"]
+    if "segment" in suites:
+        assert "segment_miou_best_k" in report["table"]["run"]
+    for png in ("comparison.png", "fewshot.png"):
+        assert (out / png).stat().st_size > 1000

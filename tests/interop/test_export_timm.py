@@ -1,0 +1,109 @@
+"""``latentmim export``: timm-loadable safetensors + a Hugging Face folder; load_encoder and hub."""
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from authors_format import authors_checkpoint, authors_encoder_forward
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+
+import latentmim
+from latentmim.cli.main import main
+from latentmim.config.load import compose_config
+from latentmim.data.info import FASHION_MNIST_MEAN, SYNTHETIC_MEAN, SYNTHETIC_STD
+from latentmim.eval.features import encode_images
+from latentmim.methods.factory import build_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def our_checkpoint(tmp_path: Path, tiny: list, extra: list = (), in_chans: int = 3) -> tuple[Path, torch.nn.Module]:
+    """A latentmim checkpoint (model + config, as Pretrainer writes them) of a random model."""
+    cfg = compose_config([*tiny, *extra])
+    torch.manual_seed(1)
+    model = build_model(cfg, in_chans)
+    path = tmp_path / "run" / "checkpoint_latest.pth"
+    path.parent.mkdir()
+    torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(OmegaConf.structured(cfg))}, path)
+    (path.parent / "results.json").write_text(json.dumps({"trained": {"nn_loo": 41.5, "knn20_top1": 40.0}}))
+    return path, model.encoder.eval()
+
+
+def test_export_loads_in_timm_strictly_with_the_same_features(tmp_path, tiny, capsys):
+    path, encoder = our_checkpoint(tmp_path, tiny)
+    out = tmp_path / "export"
+    assert main(["export", f"checkpoint={path}", f"output={out}"]) == 0
+    assert "features match timm" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    # 1. the safetensors file loads strictly into the named timm architecture
+    model = timm.create_model(config["architecture"], pretrained=False, **config["model_args"]).eval()
+    model.load_state_dict(load_file(out / "model.safetensors"), strict=True)
+    # 2. the folder is a Hugging Face style timm model: local-dir (or hf-hub after a push)
+    hub_model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    imgs = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ours = encoder.forward_features(imgs)
+        assert torch.allclose(model.forward_features(imgs), ours, atol=1e-6)
+        assert torch.allclose(hub_model.forward_features(imgs), ours, atol=1e-6)
+        assert torch.allclose(hub_model(imgs), ours[:, 0], atol=1e-6)  # num_classes=0: the cls feature
+    data = timm.data.resolve_data_config({}, model=hub_model)
+    assert data["input_size"] == (3, 16, 16) and tuple(data["mean"]) == SYNTHETIC_MEAN and tuple(data["std"]) == SYNTHETIC_STD
+    assert config["latentmim"]["nn"] == {"nn_loo": 41.5, "knn20_top1": 40.0}
+    assert "41.50" in (out / "README.md").read_text()
+    # 3. latentmim.load_encoder and torch.hub give the same feature extractor
+    for loaded in (latentmim.load_encoder(out), latentmim.load_encoder(path),
+                   torch.hub.load(str(ROOT), "encoder", source="local", path=str(out))):
+        assert torch.allclose(encode_images(loaded, imgs), encode_images(encoder, imgs), atol=1e-6)
+
+
+def test_export_of_a_grayscale_run_and_of_its_encoder_safetensors(tmp_path, tiny):
+    path, encoder = our_checkpoint(tmp_path, tiny, ["dataset=fashion_mnist"], in_chans=1)
+    out = tmp_path / "gray"
+    assert main(["export", f"checkpoint={path}", f"output={out}"]) == 0
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    assert model.pretrained_cfg["mean"] == list(FASHION_MNIST_MEAN)
+    imgs = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(model.forward_features(imgs), encoder.forward_features(imgs), atol=1e-6)
+    # a run's encoder.safetensors (timm names) with its config.yaml next to it (non-standard width 32)
+    from safetensors.torch import save_file
+
+    save_file(encoder.state_dict(), str(path.parent / "encoder.safetensors"))
+    (path.parent / "config.yaml").write_text(OmegaConf.to_yaml({"num_heads": 2}))
+    loaded = latentmim.load_encoder(path.parent / "encoder.safetensors")
+    assert loaded.in_chans == 1 and torch.equal(loaded.blocks[0].attn.qkv.weight, encoder.blocks[0].attn.qkv.weight)
+
+
+def test_export_of_the_authors_checkpoint_reproduces_their_features(tmp_path):
+    torch.save(authors_checkpoint(), tmp_path / "theirs.pth")
+    out = tmp_path / "theirs"
+    assert main(["export", f"checkpoint={tmp_path / 'theirs.pth'}", f"output={out}"]) == 0
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    state = {k.removeprefix("module."): v for k, v in authors_checkpoint()["state_dict"].items()}
+    imgs = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(model.forward_features(imgs), authors_encoder_forward(state, imgs, 3)[0], atol=1e-5)
+    assert json.loads((out / "config.json").read_text())["latentmim"]["format"] == "lmim_authors"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["output=X"], "missing 'checkpoint='"),
+    (["checkpoint=/no/such.pth", "output=X"], "/no/such.pth"),
+    (["checkpoint=C", "output=X", "num_heads=two"], "num_heads"),
+    (["checkpoint=C"], "missing 'output='"),
+    (["checkpoint=C", "output=EXISTING"], "exists and is not empty"),
+])
+def test_export_errors_are_one_line(args, needle, tmp_path, tiny, capsys):
+    path, _ = our_checkpoint(tmp_path, tiny)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    args = [a.replace("=C", f"={path}").replace("=X", f"={tmp_path / 'x'}").replace("=EXISTING", f"={existing}")
+            for a in args]
+    assert main(["export", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "x").exists() and (existing / "keep.txt").read_text() == "mine"
