@@ -93,6 +93,7 @@ def test_markdown_table_puts_measured_next_to_paper_and_skips_unfinished_rows():
     (["loss", "epochs=two"], "option 'epochs'"),
     (["loss", "budet_min=3"], "did you mean 'budget_min'"),
     (["loss", "epochs=1", "decoder_dpeth=3"], "decoder_dpeth"),
+    (["loss", "job_name=x"], "'job_name' is set per row"),
 ])
 def test_cli_errors_are_one_line_with_exit_2(words, expected, capsys, tmp_path):
     assert main(["ablate", *words, f"output_dir={tmp_path}"]) == 2

@@ -69,6 +69,8 @@ def parse_args(name: str, args: list[str]) -> tuple[AblateOptions, list[str]]:
         if key in names:
             mine.append(word)
             continue
+        if key in ("job_name", "resume"):  # the table decides where each row runs and resumes
+            raise ConfigError(f"ablate {name}: '{key}' is set per row by the table; choose output_dir= instead")
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.8)
         if close:
             raise ConfigError(f"ablate {name}: unknown option '{key}' (did you mean '{close[0]}'?)")

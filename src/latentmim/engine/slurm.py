@@ -102,7 +102,12 @@ def job_state(record: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ submission
 def _executor(cfg: PretrainConfig, folder: Path) -> Any:
-    import submitit
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError(
+            "config key 'env.slurm': submitit is not installed; pip install 'latentmim[slurm]' or set env.slurm=False"
+        ) from None
 
     env = cfg.env
     if env.cluster == "slurm" and shutil.which("sbatch") is None:
