@@ -17,6 +17,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
+from latentmim.models.attention import use_library_attention
 from latentmim.models.cross_block import CrossBlock
 from latentmim.models.pos_embed import sincos_2d
 
@@ -150,6 +151,7 @@ class SelfAttentionDecoder(_LatentDecoderBase):
         self.blocks = nn.Sequential(
             *(Block(embed_dim, num_heads, 4.0, qkv_bias=True, norm_layer=norm) for _ in range(depth))
         )
+        use_library_attention(self.blocks)
         self._init_linears()
         nn.init.normal_(self.mask_token, std=0.02)
 

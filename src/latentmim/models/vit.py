@@ -17,6 +17,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
+from latentmim.models.attention import use_library_attention
 from latentmim.models.pos_embed import sincos_2d
 
 
@@ -82,6 +83,7 @@ class ViTEncoder(VisionTransformer):
         self.grid_size = grid_size
         self.patch_size = patch_size
         self.in_chans = in_chans
+        use_library_attention(self.blocks)  # same weights and names; see models/attention.py
         self._init_weights_mae(freeze_pe)
 
     def _init_weights_mae(self, freeze_pe: bool) -> None:
