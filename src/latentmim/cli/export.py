@@ -56,8 +56,9 @@ def verify_with_timm(folder: Path, encoder: torch.nn.Module, seed: int = 0) -> f
 
 
 def run(args: list[str]) -> int:
+    from latentmim.data.info import dataset_stats
     from latentmim.interop.importer import import_checkpoint
-    from latentmim.interop.timm_export import dataset_stats, export_encoder
+    from latentmim.interop.timm_export import export_encoder
 
     opts, overrides = _parse(args)
     out = Path(opts["output"])

@@ -29,6 +29,20 @@ STL10_MEAN: tuple[float, float, float] = (0.4467, 0.4398, 0.4066)
 STL10_STD: tuple[float, float, float] = (0.2603, 0.2566, 0.2713)
 
 
+# Normalisation by training-dataset name; ImageNet's for the rest (folders, ImageNet, ImageNet-100).
+_STATS_BY_NAME: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "synthetic": (SYNTHETIC_MEAN, SYNTHETIC_STD),
+    "fashion_mnist": (FASHION_MNIST_MEAN, FASHION_MNIST_STD),
+    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
+    "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
+    "stl10": (STL10_MEAN, STL10_STD),
+}
+
+
+def dataset_stats(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std) used to normalise inputs of a model trained on ``dataset``."""
+    return _STATS_BY_NAME.get(dataset, (IMAGENET_MEAN, IMAGENET_STD))
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a model and the transforms need to know about a dataset.

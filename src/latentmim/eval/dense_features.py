@@ -22,20 +22,7 @@ import torch
 from torch import Tensor
 
 from latentmim.config.errors import ConfigError
-from latentmim.data.info import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    CIFAR100_MEAN,
-    CIFAR100_STD,
-    FASHION_MNIST_MEAN,
-    FASHION_MNIST_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    STL10_MEAN,
-    STL10_STD,
-    SYNTHETIC_MEAN,
-    SYNTHETIC_STD,
-)
+from latentmim.data.info import dataset_stats
 from latentmim.engine.precision import autocast
 from latentmim.models.pos_embed import sincos_1d, sincos_2d
 from latentmim.models.vit import ViTEncoder
@@ -43,19 +30,9 @@ from latentmim.models.vit import ViTEncoder
 PE_MODES = ("interpolate", "extend")
 DENSE_FEATURES = ("prenorm", "normed")
 
-# Normalisation the encoder was trained with, by training dataset name.
-_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "synthetic": (SYNTHETIC_MEAN, SYNTHETIC_STD),
-    "fashion_mnist": (FASHION_MNIST_MEAN, FASHION_MNIST_STD),
-    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
-    "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
-    "stl10": (STL10_MEAN, STL10_STD),
-}
-
-
 def training_normalisation(dataset: str, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel (mean, std) of the data an encoder was pre-trained on (ImageNet's otherwise)."""
-    mean, std = _STATS.get(dataset, (IMAGENET_MEAN, IMAGENET_STD))
+    mean, std = dataset_stats(dataset)
     if len(mean) != in_chans:  # e.g. a 1-channel encoder trained on an unlisted dataset
         mean, std = (float(np.mean(mean)),) * in_chans, (float(np.mean(std)),) * in_chans
     return mean, std

@@ -17,41 +17,12 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from latentmim.data.info import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    CIFAR100_MEAN,
-    CIFAR100_STD,
-    FASHION_MNIST_MEAN,
-    FASHION_MNIST_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    STL10_MEAN,
-    STL10_STD,
-    SYNTHETIC_MEAN,
-    SYNTHETIC_STD,
-)
 from latentmim.interop.arch import PRESET_BY_WIDTH, EncoderArch
 from latentmim.interop.importer import arch_of
 from latentmim.models.vit import ViTEncoder
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-# Normalisation of the datasets a run can be trained on (ImageNet's for the rest).
-DATASET_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "synthetic": (SYNTHETIC_MEAN, SYNTHETIC_STD),
-    "fashion_mnist": (FASHION_MNIST_MEAN, FASHION_MNIST_STD),
-    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
-    "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
-    "stl10": (STL10_MEAN, STL10_STD),
-}
-
-
-def dataset_stats(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) used to normalise inputs of a model trained on ``dataset``."""
-    return DATASET_STATS.get(dataset, (IMAGENET_MEAN, IMAGENET_STD))
-
-
 def timm_architecture(arch: EncoderArch) -> tuple[str, dict[str, Any]]:
     """A registered timm ViT name and the arguments that make it exactly this encoder."""
     side = arch.grid_size * arch.patch_size
