@@ -87,6 +87,9 @@ def use_library_attention(blocks: nn.Module) -> None:
     its linears (same parameters, same state-dict keys, no random numbers drawn)."""
     for blk in blocks:
         a = blk.attn
-        if not isinstance(a.q_norm, nn.Identity) or not isinstance(a.norm, nn.Identity) or a.attn_drop.p:
-            raise ValueError("use_library_attention: only plain timm attention (no qk-norm, no dropout) is supported")
+        # attributes differ across timm 1.x releases (``norm`` and ``gate`` are recent)
+        extras = [getattr(a, name, None) for name in ("q_norm", "k_norm", "norm")]
+        if any(m is not None and not isinstance(m, nn.Identity) for m in extras) or getattr(a, "gate", None) is not None \
+                or a.attn_drop.p:
+            raise ValueError("use_library_attention: only plain timm attention (no qk-norm, gate or dropout) is supported")
         blk.attn = SelfAttention(a.qkv.in_features, a.num_heads, a.qkv, a.proj)
