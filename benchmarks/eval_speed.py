@@ -13,13 +13,11 @@ timed runs after one warm-up run.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
 from latentmim.engine.precision import autocast
+from latentmim.engine.timing import median_seconds
 from latentmim.eval.features import encode_images
 from latentmim.eval.knn import loo_1nn_predict, weighted_knn_predict
 from latentmim.models.vit import build_encoder
@@ -28,21 +26,6 @@ MODELS = {  # name -> (preset, grid, patch, width override, depth override, head
     "vit_small_16_224": ("vit_small", 14, 16, None, None, None),
     "demo_8_64": ("vit_tiny", 8, 8, 192, 6, 3),
 }
-
-
-def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median seconds of ``fn`` over ``repeats`` runs after a warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def feature_speed(name: str, batch: int, repeats: int, device: torch.device, precision: str) -> float:
@@ -55,7 +38,7 @@ def feature_speed(name: str, batch: int, repeats: int, device: torch.device, pre
         with autocast(precision, device):
             encode_images(enc, imgs)
 
-    return batch / timed(run, repeats, device)
+    return batch / median_seconds(run, repeats, device)
 
 
 def knn_speed(bank: int, queries: int, dim: int, repeats: int, device: torch.device) -> tuple[float, float]:
@@ -64,9 +47,9 @@ def knn_speed(bank: int, queries: int, dim: int, repeats: int, device: torch.dev
     bank_y = torch.randint(0, 10, (bank,), generator=g).to(device)
     query_x = torch.randn(queries, dim, generator=g).to(device)
     query_y = torch.randint(0, 10, (queries,), generator=g).to(device)
-    weighted = timed(lambda: weighted_knn_predict(bank_x, bank_y, query_x, 10, k=20, temperature=0.07),
+    weighted = median_seconds(lambda: weighted_knn_predict(bank_x, bank_y, query_x, 10, k=20, temperature=0.07),
                      repeats, device)
-    loo = timed(lambda: loo_1nn_predict(query_x, query_y), repeats, device)
+    loo = median_seconds(lambda: loo_1nn_predict(query_x, query_y), repeats, device)
     return weighted, loo
 
 

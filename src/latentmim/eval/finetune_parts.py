@@ -8,8 +8,6 @@ throughput probe for the token-dropping variant.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -20,6 +18,7 @@ from torch import nn
 from torchvision import transforms as T
 
 from latentmim.data.transforms import ConvertMode
+from latentmim.engine.timing import median_seconds
 from latentmim.eval.token_drop_vit import TokenDropViT
 
 
@@ -103,18 +102,8 @@ def measure_throughput(model: TokenDropViT, ratios: Sequence[float], batch_size:
     x = torch.randn(batch_size, *image_shape, device=device)
     out: dict[str, dict[str, float]] = {"train_img_per_s": {}, "infer_img_per_s": {}}
 
-    def timed(fn: Callable[[], None]) -> float:
-        fn()  # warm-up (allocations, kernel selection)
-        times = []
-        for _ in range(steps):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - t0)
-        return batch_size / statistics.median(times)
+    def timed(fn: Callable[[], None]) -> float:  # images per second
+        return batch_size / median_seconds(fn, steps, device)
 
     def train_step() -> None:
         with autocast():
