@@ -87,7 +87,9 @@ def parse_args(name: str, args: list[str]) -> tuple[AblateOptions, list[str]]:
 
 def run(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        from latentmim.cli.help import ablate_help
+
+        print(ablate_help())
         return 0 if args else 2
     if args[0] == "list":
         print(list_tables())

@@ -21,7 +21,19 @@ SUITES = {
 }
 
 
-def eval_command(args: list[str]) -> int:
+def eval_command(args: list[str], show_help: bool = False, cfg_mode: str | None = None) -> int:
+    """Run one suite; ``show_help`` prints its keys, ``cfg_mode`` its parsed configuration."""
+    if show_help or cfg_mode:
+        from latentmim.cli.help import eval_help, eval_index
+
+        if show_help:
+            print(eval_help(args[0]) if args and args[0] in SUITES else eval_index())
+            return 0
+        if not args or args[0] not in SUITES:
+            raise ConfigError(f"eval: --cfg needs a suite: one of {', '.join(SUITES)}")
+        from latentmim.cli.eval_config import print_eval_config
+
+        return print_eval_config(args[0], args[1:])
     if not args or args[0] not in SUITES:
         got = args[0] if args else ""
         raise ConfigError(f"eval: unknown suite '{got}'; choose one of {', '.join(SUITES)}")

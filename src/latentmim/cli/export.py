@@ -8,9 +8,11 @@ are compared with latentmim's own encoder on a random batch; a mismatch is an er
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,18 @@ import torch
 
 from latentmim.config.errors import ConfigError
 
-OPTIONS = ("checkpoint", "output", "num_heads", "overwrite")
+
+@dataclass
+class ExportOptions:
+    """Options of ``latentmim export``; every other ``key=value`` overrides the checkpoint's config."""
+
+    checkpoint: str = ""  # a latentmim checkpoint, an export folder, or the authors' / MAE's file
+    output: str = ""  # the export folder to write (model.safetensors, config.json, README.md)
+    num_heads: int | None = None  # attention heads of a foreign encoder of non-standard width
+    overwrite: bool = False  # replace an earlier export in ``output``
+
+
+OPTIONS = tuple(f.name for f in dataclasses.fields(ExportOptions))
 
 
 def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from latentmim.config.load import compose_config
+from latentmim.config.errors import ConfigError
+from latentmim.config.load import compose_config, to_yaml
 from latentmim.config.schema import PretrainConfig
 
 
@@ -26,11 +28,33 @@ def preflight(cfg: PretrainConfig) -> None:
         require_wandb()
 
 
-def pretrain_command(config_name: str, overrides: list[str]) -> int:
+def train_here(cfg: PretrainConfig) -> dict[str, Any]:
+    """Train one validated config on this machine (one process, or ``env.ngpu`` local ones)."""
     from latentmim.engine.launch import launch_local_run, needs_local_launch, run_process
+
+    if needs_local_launch(cfg):
+        preflight(cfg)
+        return launch_local_run(cfg)
+    return run_process(cfg)
+
+
+def pretrain_command(config_name: str, overrides: list[str], cfg_mode: str | None = None,
+                     multirun: bool = False) -> int:
+    """``latentmim pretrain``: one run, ``--cfg job`` (print, no training) or ``-m`` (a sweep)."""
     from latentmim.engine.pretrain import NonFiniteLoss
 
+    if multirun:
+        if cfg_mode:
+            raise ConfigError("--cfg: print one point's configuration without -m (e.g. with its values)")
+        from latentmim.cli.sweep import run_sweep
+
+        if any(o.startswith("env.slurm=") and o.split("=", 1)[1].lower() == "true" for o in overrides):
+            raise ConfigError("config key 'env.slurm': -m sweeps run here, one point after another")
+        return run_sweep(config_name, overrides, train_here)
     cfg = compose_config(overrides, config_name)
+    if cfg_mode:
+        print(to_yaml(cfg), end="")
+        return 0
     if cfg.env.slurm:
         from latentmim.engine.slurm import submit
 
@@ -38,11 +62,7 @@ def pretrain_command(config_name: str, overrides: list[str]) -> int:
         print(submit(cfg).message)
         return 0
     try:
-        if needs_local_launch(cfg):
-            preflight(cfg)
-            result = launch_local_run(cfg)
-        else:
-            result = run_process(cfg)
+        result = train_here(cfg)
     except NonFiniteLoss as err:
         print(f"latentmim: error: {err}", file=sys.stderr)
         return 1

@@ -43,7 +43,7 @@ class Data2VecConfig:
 
     top_k: int = 8  # teacher blocks averaged into the target (K=8 for ViT-B); clipped to depth
     decoder_layers: int = 5  # light conv decoder: residual Conv2d-LN-GELU layers, width decoder_embed_dim
-    decoder_kernel: int = 3
+    decoder_kernel: int = 3  # conv kernel size (odd)
     decoder_groups: int = 16  # grouped convs keep the decoder light; must divide decoder_embed_dim
 
 
@@ -54,13 +54,13 @@ class CollapseConfig:
     threshold: float = 0.95  # S above this counts as collapsed (the paper's naive row: 1.00)
     patience: int = 100  # consecutive optimizer steps above the threshold before it fires
     stop: bool = False  # also stop the run (checkpoint kept); False only warns
-    enabled: bool = True
+    enabled: bool = True  # False switches the guard off
 
 
 @dataclass
 class SyntheticConfig:
     num_train: int = 10000  # images are generated on the fly from (seed, index): any size is free
-    num_val: int = 2000
+    num_val: int = 2000  # validation images (also generated)
     image_size: int = 64  # native side before augmentation
 
 
@@ -75,11 +75,11 @@ class EnvConfig:
     distributed: bool = False  # with ngpu > 1 and no torchrun around: start ngpu local processes
     ngpu: int = 1  # processes (GPUs) per node; on CPU, gloo processes
     world_size: int = 1  # nodes
-    slurm_partition: str = ""
+    slurm_partition: str = ""  # Slurm partition ("" = the cluster's default)
     slurm_timeout: int = 4320  # minutes; the job checkpoints and requeues itself near the limit
     mem_gb: int = 0  # per node; 0 = the cluster's default
-    nodelist: str = ""
-    exclude: str = ""
+    nodelist: str = ""  # Slurm --nodelist
+    exclude: str = ""  # Slurm --exclude
     cluster: str = "slurm"  # submitit executor for env.slurm=True: slurm | local (this machine, tests)
     backend: str = "auto"  # process-group backend: auto (nccl on GPU, gloo on CPU) | nccl | gloo
     fsdp: bool = False  # shard parameters/optimizer (FSDP2) instead of DDP, for the largest ViTs
@@ -89,16 +89,16 @@ class EnvConfig:
 class LogConfig:
     print_freq: int = 20  # optimizer steps between JSONL / TensorBoard records
     progress: bool = True  # progress bar with img/s, loss, lr, similarities, ETA
-    tensorboard: bool = True
+    tensorboard: bool = True  # TensorBoard events in <run_dir>/tb
     curves: bool = True  # PNG curves of loss, lr and similarities after each epoch
     wandb: bool = False  # also log to Weights & Biases (run id kept in <run_dir>/wandb/runid.txt)
-    wandb_project: str = "lmim"
+    wandb_project: str = "lmim"  # W&B project
     wandb_entity: str = ""  # "" = the logged-in user's default entity
 
 
 @dataclass
 class PretrainConfig:
-    worker: str = "main_lmim"
+    worker: str = "main_lmim"  # the authors' launcher key; only main_lmim exists
     method: str = "lmim"  # lmim | mae | pcae | data2vec
 
     # --- encoder -----------------------------------------------------------------------
@@ -106,11 +106,11 @@ class PretrainConfig:
     embed_dim: int | None = None  # override the preset's width (small images / quick tries)
     depth: int | None = None  # override the preset's depth
     num_heads: int | None = None  # override the preset's heads
-    patch_size: int = 16
+    patch_size: int = 16  # pixels per patch side
     grid_size: int = 14  # patches per side; eval side = grid_size * patch_size (224)
     patch_gap: int = 4  # train crop side = grid_size * (patch_size + patch_gap) (280)
     input_size: int | None = None  # train crop side; None derives it, a mismatch is an error
-    drop_path: float = 0.0
+    drop_path: float = 0.0  # stochastic depth rate of the online encoder
     freeze_pe: bool = True  # fixed 2-D sin-cos position embeddings
 
     # --- views -------------------------------------------------------------------------
@@ -126,18 +126,18 @@ class PretrainConfig:
     # --- projector and decoder ---------------------------------------------------------
     proj: ProjConfig = field(default_factory=ProjConfig)
     decoder_type: str = "cross"  # cross | self (decoder ablation)
-    decoder_depth: int = 3
-    decoder_embed_dim: int = 512
-    decoder_num_heads: int = 16
+    decoder_depth: int = 3  # decoder blocks (paper: 3 for cross-attention, 8 for MAE)
+    decoder_embed_dim: int = 512  # decoder width
+    decoder_num_heads: int = 16  # decoder attention heads
     avg_vis_mask_token: bool = True  # visual cues for the decoder queries
 
     # --- loss --------------------------------------------------------------------------
     loss: str = "infonce_patches"  # infonce_patches | patch_disc | mse | l1 | huber | norm_l2
-    tau: float = 0.2
-    huber_delta: float = 1.0
+    tau: float = 0.2  # PatchDisc (InfoNCE) temperature
+    huber_delta: float = 1.0  # loss=huber: quadratic below, linear above this
     avg_sim_coeff: float = 0.0  # similarity regulariser weight (0.1 in the reference run)
-    sim_init: float = 0.75
-    sim_end: float = 0.25
+    sim_init: float = 0.75  # similarity goal of the regulariser at step 0
+    sim_end: float = 0.25  # similarity goal at the end (cosine in between)
 
     # --- other methods (method=mae | pcae | data2vec) and the collapse guard -------------
     mae: MAEConfig = field(default_factory=MAEConfig)
@@ -146,36 +146,36 @@ class PretrainConfig:
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     # --- data --------------------------------------------------------------------------
-    dataset: str = "synthetic"
+    dataset: str = "synthetic"  # synthetic | fashion_mnist | cifar10 | cifar100 | stl10 | imagefolder | imagenet | imagenet100
     data_path: str | None = None  # None = the dataset's default location
     download: bool = False  # torchvision datasets only, and only when asked
     train_images: int | None = None  # pre-train on a fixed random subset of this many images (None = all)
-    min_crop: float = 0.2
+    min_crop: float = 0.2  # RandomResizedCrop scale lower bound
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     # --- optimisation ------------------------------------------------------------------
-    epochs: int = 800
-    warmup_epochs: int = 40
+    epochs: int = 800  # training epochs (schedules are functions of the fraction of the run)
+    warmup_epochs: int = 40  # linear lr warm-up
     batch_size: int = 256  # per process
-    accum_iter: int = 1
+    accum_iter: int = 1  # micro-batches per optimizer step
     blr: float = 1.5e-4  # lr = blr * effective batch / 256
     lr: float | None = None  # absolute lr; wins over blr when set
-    min_lr_frac: float = 0.25
-    weight_decay: float = 0.05
-    clip_grad: float | None = None
+    min_lr_frac: float = 0.25  # cosine schedule ends at min_lr_frac * lr
+    weight_decay: float = 0.05  # AdamW decay (not on norms, biases, position/embed tables)
+    clip_grad: float | None = None  # max gradient norm; None = no clipping
 
     # --- run ---------------------------------------------------------------------------
-    output_dir: str = "./outputs"
-    job_name: str = "lmim"
-    resume: bool = False
+    output_dir: str = "./outputs"  # runs go to output_dir/job_name
+    job_name: str = "lmim"  # the run folder's name under output_dir
+    resume: bool = False  # continue the run in output_dir/job_name from checkpoint_latest.pth
     init_from: str | None = None  # start from these weights (latentmim, Latent MIM authors' or MAE file); resume wins
     eval_freq: int = 10  # epochs between NN monitor runs (and always at the end)
     save_freq: int = 50  # epochs between kept checkpoints (checkpoint_latest is always kept)
     ckpt_steps: int = 0  # also write checkpoint_latest every N optimizer steps mid-epoch
     nn_train_images: int | None = 10000  # train images in the weighted k-NN bank (None = all)
     nn_val_images: int | None = 10000  # val images for the NN monitor (None = all)
-    knn_k: int = 20
-    knn_t: float = 0.07
+    knn_k: int = 20  # neighbours of the weighted k-NN monitor
+    knn_t: float = 0.07  # temperature of the weighted k-NN vote
     baselines: bool = False  # also report NN of the random-init encoder and raw pixels
 
     env: EnvConfig = field(default_factory=EnvConfig)
