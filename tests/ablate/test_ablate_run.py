@@ -27,11 +27,15 @@ def test_two_row_table_end_to_end_then_nothing_is_rerun(tmp_path, capsys):
     table_dir = tmp_path / "collapse"
     md = (table_dir / "results.md").read_text()
     assert md in out.replace("\r", "") or md.strip() in out
-    lines = [line for line in md.splitlines() if line.startswith("| ")]
-    assert len(lines) == 4  # header, the random-init reference, naive, MAE (no other row was asked for)
-    assert lines[1].startswith("| Random-init encoder (no training) | - | - |")
-    assert lines[2].startswith("| Naive Latent-MIM") and lines[2].endswith("| 1.00 | 0.9 | 7.9 | - |")
-    assert lines[3].startswith("| MAE [13] |") and lines[3].endswith("| 0.67 | 30.0 | 70.4 | 88.3 |")
+    main_table, orderings = md.split("Paper's orderings")
+    lines = [line for line in main_table.splitlines() if line.startswith("| ")]
+    assert len(lines) == 5  # header, raw pixels, the random-init reference, naive, MAE (no other row asked for)
+    assert lines[1].startswith("| Raw pixels (floor) | - | - | - |")
+    assert lines[2].startswith("| Random-init encoder (no training) | - | - |")
+    assert lines[3].startswith("| Naive Latent-MIM") and lines[3].endswith("| 1.00 | 0.9 | 7.9 | - |")
+    assert lines[4].startswith("| MAE [13] |") and lines[4].endswith("| 0.67 | 30.0 | 70.4 | 88.3 |")
+    # the collapse claim is judged from the naive row's S(targets); rows not run say so
+    assert "| naive targets collapse | S(trg) " in orderings and "| momentum > stop-grad (NN) | - | - | not run |" in orderings
     results = json.loads((table_dir / "results.json").read_text())
     assert set(results["rows"]) == {"naive", "mae"} and results["epochs"] == 2
     for key, row in results["rows"].items():

@@ -103,3 +103,35 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny):
     with pytest.raises(NonFiniteLoss, match="non-finite loss"):
         pretrain(compose_config([*tiny, "epochs=2", "job_name=nan", "resume=True", "lr=1e30"]))
     assert latest.read_bytes() == before
+
+
+def test_non_finite_gradients_on_the_last_step_of_an_epoch_leave_the_checkpoint_untouched(tiny):
+    # A finite loss with NaN gradients (bf16/fp32 have no scaler) on the epoch's last micro-batch:
+    # without the check the NaN step is applied and the end-of-epoch save writes NaN weights.
+    from latentmim.engine.pretrain import Pretrainer
+
+    cfg = compose_config([*tiny, "epochs=2", "ckpt_steps=1", "job_name=nangrad"])
+    trainer = Pretrainer(cfg)
+    latest = Path(cfg.run_dir) / "checkpoint_latest.pth"
+    saved = []
+    original_save = trainer.save
+
+    def recording_save(name="checkpoint_latest.pth"):
+        original_save(name)
+        saved.append((name, (Path(cfg.run_dir) / name).read_bytes()))
+
+    trainer.save = recording_save
+    calls = {"n": 0}
+
+    def poison(grad):
+        calls["n"] += 1
+        return grad * float("nan") if calls["n"] == 6 else grad  # micro-batch 6 of 6: the epoch's last
+
+    trainer.model.encoder.blocks[0].mlp.fc1.weight.register_hook(poison)
+    with pytest.raises(NonFiniteLoss, match="non-finite gradients"):
+        trainer.run()
+    assert [name for name, _ in saved] == ["checkpoint_latest.pth"] * 5  # mid-epoch saves after steps 1..5
+    assert latest.read_bytes() == saved[-1][1]  # nothing written after the poisoned step
+    state = load_checkpoint(latest)["model"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert not (Path(cfg.run_dir) / "checkpoint_0001.pth").exists()

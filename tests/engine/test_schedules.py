@@ -27,13 +27,61 @@ def test_similarity_goal_and_effective_lr():
     assert effective_lr(1.5e-4, 256, 2, 8, 1e-3) == 1e-3
 
 
-def test_no_weight_decay_on_biases_norms_embeddings_tokens():
+def test_weight_decay_groups_follow_the_authors():
+    # the authors: no decay on 1-D parameters nor on names containing bias / norm / embed
+    # (patch embedding, position table); the cls token is decayed
     enc = build_encoder("vit_tiny", 4, 4, depth=1, freeze_pe=False)
     decay, no_decay = param_groups(enc, 0.05)
     names = {id(p): n for n, p in enc.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
-    assert decayed == {"patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.attn.proj.weight",
+    assert decayed == {"cls_token", "blocks.0.attn.qkv.weight", "blocks.0.attn.proj.weight",
                        "blocks.0.mlp.fc1.weight", "blocks.0.mlp.fc2.weight"}
-    assert "pos_embed" in {names[id(p)] for p in no_decay["params"]}
+    assert {"pos_embed", "patch_embed.proj.weight"} <= {names[id(p)] for p in no_decay["params"]}
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert isinstance(decay["params"][0], torch.nn.Parameter)
+
+
+def test_lmim_decoder_input_linear_is_not_decayed_and_mask_token_is(tiny):
+    from latentmim.config.load import compose_config
+    from latentmim.methods.factory import build_model
+
+    model = build_model(compose_config(tiny), 3)
+    decay, _ = param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert "decoder.mask_token" in decayed and "decoder.embed.weight" not in decayed
+    assert "encoder.patch_embed.proj.weight" not in decayed and "decoder.head.weight" in decayed
+
+
+def test_target_time_constant_as_a_fraction_of_the_run(tiny):
+    from latentmim.config.load import compose_config
+    from latentmim.engine.pretrain import Pretrainer
+    from latentmim.methods.factory import target_momentum
+
+    # 48 images / batch 8 = 6 steps per epoch; 10 epochs = 60 optimizer steps; tau = 0.25 * 60 = 15
+    cfg = compose_config([*tiny, "epochs=10", "target_tau_frac=0.25", "warmup_frac=0.1"])
+    trainer = Pretrainer(cfg)
+    assert trainer.total_steps == 60
+    assert trainer.target_mom0 == pytest.approx(1 - 1 / 15)
+    assert trainer.warmup_epochs == pytest.approx(1.0)
+    # without it, the paper's fixed momentum; a 1-step time constant never goes below momentum 0
+    assert target_momentum(compose_config(tiny), 60) == 0.99
+    assert target_momentum(compose_config([*tiny, "target_tau_frac=0.001"]), 60) == 0.0
+    # the same fraction means the same lag relative to the run at any length
+    long = target_momentum(compose_config([*tiny, "target_tau_frac=0.01"]), 250_000)
+    assert 1 / (1 - long) == pytest.approx(2500)
+
+
+def test_warmup_frac_drives_the_lr_schedule(tiny):
+    import json
+    from pathlib import Path
+
+    from latentmim.config.load import compose_config
+    from latentmim.engine.pretrain import pretrain
+
+    cfg = compose_config([*tiny, "epochs=2", "warmup_epochs=0", "warmup_frac=0.5", "log.print_freq=1"])
+    pretrain(cfg)
+    lrs = [json.loads(line)["lr"] for line in (Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    # warm-up over the first epoch (6 of 12 steps) from 0.25e-3 (min_lr) to 1e-3
+    assert lrs[0] == pytest.approx(0.25e-3) and lrs[3] == pytest.approx(0.25e-3 + 0.75e-3 * 3 / 6)
+    assert max(lrs) == pytest.approx(1e-3, rel=0.01) and lrs.index(max(lrs)) == 6

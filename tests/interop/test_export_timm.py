@@ -94,7 +94,9 @@ def test_export_of_the_authors_checkpoint_reproduces_their_features(tmp_path):
     (["checkpoint=/no/such.pth", "output=X"], "/no/such.pth"),
     (["checkpoint=C", "output=X", "num_heads=two"], "num_heads"),
     (["checkpoint=C"], "missing 'output='"),
-    (["checkpoint=C", "output=EXISTING"], "exists and is not empty"),
+    (["checkpoint=C", "output=EXISTING"], "holds 'keep.txt', which is not part of an export"),
+    (["checkpoint=C", "output=EXISTING", "overwrite=true"], "holds 'keep.txt', which is not part of an export"),
+    (["checkpoint=C", "output=EXISTING/keep.txt"], "is a file, not a folder"),
 ])
 def test_export_errors_are_one_line(args, needle, tmp_path, tiny, capsys):
     path, _ = our_checkpoint(tmp_path, tiny)
@@ -107,3 +109,24 @@ def test_export_errors_are_one_line(args, needle, tmp_path, tiny, capsys):
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "x").exists() and (existing / "keep.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_only_the_exports_own_files(tmp_path, tiny, capsys):
+    # the old behaviour ran rmtree on output=: a run folder or the working directory was wiped
+    path, _ = our_checkpoint(tmp_path, tiny)
+    out = tmp_path / "export"
+    assert main(["export", f"checkpoint={path}", f"output={out}"]) == 0
+    first = (out / "model.safetensors").read_bytes()
+    assert main(["export", f"checkpoint={path}", f"output={out}"]) == 2
+    assert "pass overwrite=true" in capsys.readouterr().err
+    (tmp_path / "b").mkdir()
+    other, _ = our_checkpoint(tmp_path / "b", tiny, ["embed_dim=64", "num_heads=4"])
+    assert main(["export", f"checkpoint={other}", f"output={out}", "overwrite=true"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert (out / "model.safetensors").read_bytes() != first
+    assert json.loads((out / "config.json").read_text())["model_args"]["embed_dim"] == 64
+    # a run folder (anything besides an export's files) is refused even with overwrite=true
+    run = path.parent
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["export", f"checkpoint={path}", f"output={run}", "overwrite=true"]) == 2
+    assert sorted(p.name for p in run.iterdir()) == before

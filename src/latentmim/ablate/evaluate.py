@@ -160,3 +160,38 @@ def evaluate_row(cfg: PretrainConfig, run_dir: Path, progress: bool = True) -> d
         "nn_curve": nn_against_time(steps, evals, images_per_epoch),
         "collapse": read_jsonl(run_dir / "collapse.jsonl"),
     }
+
+
+def evaluate_raw_pixels(cfg: PretrainConfig, progress: bool = True) -> dict[str, float]:
+    """NN, k-NN and LP (logreg) of raw normalised pixels: the floor a learned feature must beat."""
+    from latentmim.eval.knn import raw_pixel_features
+
+    device = resolve_device(cfg.env.device)
+    data = build_pretrain_data(cfg, device)
+    train_f, train_y = extract_features(raw_pixel_features, data.nn_train, device, progress, "ablate: train pixels")
+    val_f, val_y = extract_features(raw_pixel_features, data.nn_val, device, progress, "ablate: val pixels")
+    knn = weighted_knn_accuracy(train_f, train_y, val_f, val_y, data.info.num_classes,
+                                k=cfg.knn_k, temperature=cfg.knn_t, topk=(1,))
+    return {"nn": loo_1nn_accuracy(val_f, val_y), "knn": knn["top1"],
+            "lp": logreg_probe_accuracy(train_f, train_y, val_f, val_y)}
+
+
+def segmentation_miou(run_dir: Path, num_images: int, progress: bool = False) -> dict[str, float]:
+    """Unsupervised segmentation mIoU (x100, best cut per image) of a trained row and its baselines.
+
+    Runs ``latentmim eval segment`` on the row's checkpoint (val images with ground-truth masks);
+    figures land in ``run_dir/eval_segment``.
+
+    Returns:
+        ``miou`` (the trained encoder), ``miou_raw_pixels`` and ``miou_random_init``.
+    """
+    from latentmim.eval.segment import run_segment_eval
+
+    res = run_segment_eval(checkpoint=str(run_dir / "checkpoint_latest.pth"), num_images=num_images,
+                           output_dir=str(run_dir / "eval_segment"), tsne=False, progress=progress, workers=0)
+    miou = res["miou"]
+    out = {"miou": 100 * miou["encoder"]["best_k"]} if "encoder" in miou else {}
+    for source in ("raw_pixels", "random_init"):
+        if source in miou:
+            out[f"miou_{source}"] = 100 * miou[source]["best_k"]
+    return out

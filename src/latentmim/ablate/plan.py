@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from latentmim.ablate.scales import get_geometry, get_scale, resolve
-from latentmim.ablate.tables import TABLES, Row, Table
+from latentmim.ablate.tables import TABLES, Row, Table, rows_of
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import compose_config
 from latentmim.config.schema import PretrainConfig
@@ -49,6 +49,11 @@ class AblateOptions:
         output_dir: the table goes to ``output_dir/TABLE`` (one folder per row).
         rows: comma-separated row keys to run (empty = all rows).
         calibrate_steps: timed training steps per row when deriving epochs.
+        seeds: training runs per row (``env.seed`` 0..N-1, the data's content fixed); tables show
+            mean +- std and whether each of the paper's orderings holds or is within noise.
+        supervised: add the supervised ceiling row (the same ViT trained with labels, same epochs).
+        segment_images: score unsupervised segmentation mIoU on this many val images per run
+            (datasets with masks: synthetic); 0 = off.
     """
 
     dataset: str = "fashion_mnist"
@@ -58,6 +63,9 @@ class AblateOptions:
     output_dir: str = "./outputs/ablate"
     rows: str = ""
     calibrate_steps: int = 5
+    seeds: int = 1
+    supervised: bool = True
+    segment_images: int = 0
 
     @property
     def row_keys(self) -> tuple[str, ...]:
@@ -78,11 +86,24 @@ class Plan:
     rows: dict[str, list[str]] = field(default_factory=dict)  # row key -> its full override list
     seconds_per_epoch: dict[str, float] = field(default_factory=dict)
 
-    def row_config(self, key: str, table_dir: Path) -> PretrainConfig:
-        """The validated configuration of one row (resumable: ``resume=True``)."""
+    def row_config(self, key: str, table_dir: Path, seed: int = 0) -> PretrainConfig:
+        """The validated configuration of one run of a row (resumable: ``resume=True``).
+
+        Seed ``s`` trains with ``env.seed=s`` on the same images (``synthetic.seed`` fixed to
+        the table's data seed) in its own folder (:func:`run_name`).
+        """
         words = [*self.rows[key], f"epochs={self.epochs}", f"warmup_epochs={warmup_epochs(self.epochs)}",
-                 f"output_dir={table_dir}", f"job_name={key}", "resume=True", *self.overrides]
-        return compose_config(words, config_name="lmim")
+                 f"output_dir={table_dir}", f"job_name={run_name(key, seed)}", "resume=True", *self.overrides]
+        cfg = compose_config(words, config_name="lmim")
+        if seed:
+            cfg = compose_config([*words, f"synthetic.seed={cfg.data_seed}", f"env.seed={cfg.env.seed + seed}"],
+                                 config_name="lmim")
+        return cfg
+
+
+def run_name(key: str, seed: int) -> str:
+    """Run folder of a row's seed: ``key`` for seed 0 (tables of one seed keep their layout), ``key_s1`` ..."""
+    return key if seed == 0 else f"{key}_s{seed}"
 
 
 def warmup_epochs(epochs: int) -> int:
@@ -90,13 +111,14 @@ def warmup_epochs(epochs: int) -> int:
     return 0 if epochs < 2 else max(1, round(0.05 * epochs))
 
 
-def select_rows(table: Table, keys: tuple[str, ...]) -> list[Row]:
+def select_rows(table: Table, keys: tuple[str, ...], supervised: bool = True) -> list[Row]:
     """The rows named by ``rows=`` (all when empty), in the table's order."""
-    known = [r.key for r in table.rows]
+    rows = rows_of(table, supervised)
+    known = [r.key for r in rows]
     bad = [k for k in keys if k not in known]
     if bad:
         raise ConfigError(f"ablate {table.name}: option 'rows': unknown row '{bad[0]}'; rows are {', '.join(known)}")
-    return [r for r in table.rows if not keys or r.key in keys]
+    return [r for r in rows if not keys or r.key in keys]
 
 
 def row_words(table: Table, row: Row, opts: AblateOptions) -> list[str]:
@@ -147,7 +169,7 @@ def make_plan(table: Table, opts: AblateOptions, overrides: list[str], table_dir
     Raises:
         ConfigError: the folder holds a plan made with other settings, or a row's config is invalid.
     """
-    rows = select_rows(table, opts.row_keys)
+    rows = select_rows(table, opts.row_keys, opts.supervised)
     path = table_dir / "plan.json"
     if path.exists():
         plan = Plan(**json.loads(path.read_text()))

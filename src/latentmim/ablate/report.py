@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
 
 from latentmim.ablate.plan import Plan  # noqa: E402
-from latentmim.ablate.tables import Table  # noqa: E402
+from latentmim.ablate.tables import Ordering, Row, Table  # noqa: E402
 
 # Measured columns: (header, key in a row's results, format).
 MEASURED = (
@@ -21,19 +21,70 @@ MEASURED = (
     ("NN", "nn", "{:.1f}"),
     ("kNN", "knn", "{:.1f}"),
     ("LP (logreg)", "lp", "{:.1f}"),
+    ("mIoU", "miou", "{:.1f}"),
     ("img/s", "img_per_s", "{:.0f}"),
 )
+COLLAPSED = 0.95  # S(targets) at or above this is a collapse (the collapse guard's threshold)
 
 
-def _cell(value: Any, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
+def _cell(value: Any, fmt: str, std: Any = None, n: int = 1) -> str:
+    if value is None:
+        return "-"
+    return fmt.format(value) + (f" ± {fmt.format(std)}" if n > 1 and std is not None else "")
 
 
-def markdown_table(table: Table, plan: Plan, results: dict[str, dict[str, Any]]) -> str:
+def _measured(r: dict[str, Any], columns: tuple) -> list[str]:
+    n = r.get("n_seeds", 1)
+    return [_cell(r.get(k), f, r.get(f"{k}_std"), n) for _, k, f in columns]
+
+
+def verdict(order: Ordering, results: dict[str, dict[str, Any]]) -> tuple[str, str, str]:
+    """(measured, 2 std, holds?) of one of the paper's orderings.
+
+    A gap under 2 std (the larger of the two rows' std over seeds) is "within noise"; with one
+    seed there is no std, and the verdict says so.
+    """
+    a, b = results.get(order.better), results.get(order.worse)
+    if order.collapse:  # judged on the row's own S(targets)
+        if a is None or a.get("sim_trg") is None:
+            return "-", "-", "not run"
+        s = a["sim_trg"]
+        return f"S(trg) {s:.2f}", "-", "holds" if s >= COLLAPSED else "does not hold (no collapse)"
+    if a is None or b is None or a.get(order.metric) is None or b.get(order.metric) is None:
+        return "-", "-", "not run"
+    m = order.metric
+    gap = a[m] - b[m]
+    n = min(a.get("n_seeds", 1), b.get("n_seeds", 1))
+    noise = 2 * max(a.get(f"{m}_std", 0.0), b.get(f"{m}_std", 0.0))
+    shown = f"{a[m]:.1f} vs {b[m]:.1f} ({gap:+.1f})"
+    if n < 2:
+        word = "holds" if gap > 0 or (order.at_least and gap == 0) else "does not hold"
+        return shown, "-", f"{word} (1 seed)"
+    if abs(gap) < noise:
+        return shown, f"{noise:.1f}", "within noise" + (" (>= holds)" if order.at_least else "")
+    return shown, f"{noise:.1f}", "holds" if gap > 0 else "reversed"
+
+
+def orderings_table(table: Table, results: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: one row per ordering of the paper, with the measured gap and the verdict."""
+    if not table.orderings:
+        return []
+    lines = ["", "Paper's orderings (holds = gap > 2 std over seeds; within noise = gap < 2 std):", "",
+             "| ordering | measured | 2 std | holds? |", "|---|---|---|---|"]
+    for order in table.orderings:
+        lines.append(f"| {order.label} | " + " | ".join(verdict(order, results)) + " |")
+    return lines
+
+
+def markdown_table(table: Table, plan: Plan, results: dict[str, dict[str, Any]],
+                   rows: tuple[Row, ...] | None = None) -> str:
     """The measured columns of every finished row, then the paper's, one line per row."""
+    rows = rows if rows is not None else table.rows
     paper_cols = table.paper_columns
     extra = ("vs MAE",) if table.name == "pcae" else ()
-    head = ["row", *[h for h, _, _ in MEASURED], *extra, *[f"paper {c}" for c in paper_cols]]
+    # the mIoU column only where segmentation was measured (ablate segment_images=N)
+    columns = tuple(c for c in MEASURED if c[1] != "miou" or any("miou" in r for r in results.values()))
+    head = ["row", *[h for h, _, _ in columns], *extra, *[f"paper {c}" for c in paper_cols]]
     lines = [
         f"### {table.title}",
         "",
@@ -47,15 +98,18 @@ def markdown_table(table: Table, plan: Plan, results: dict[str, dict[str, Any]])
         "|" + "---|" * len(head),
     ]
     mae_rate = results.get("mae", {}).get("img_per_s")
-    if "random_init" in results:  # the reference: what the rows' shared initialisation gives
-        r = results["random_init"]
-        cells = ["Random-init encoder (no training)", *[_cell(r.get(k), f) for _, k, f in MEASURED]]
-        lines.append("| " + " | ".join(cells + ["-"] * (len(extra) + len(paper_cols))) + " |")
-    for row in table.rows:
+    for ref, label in (("raw_pixels", "Raw pixels (floor)"), ("random_init", "Random-init encoder (no training)")):
+        if ref in results:  # the references: pixels, and what the rows' shared initialisation gives
+            cells = [label, *_measured(results[ref], columns)]
+            lines.append("| " + " | ".join(cells + ["-"] * (len(extra) + len(paper_cols))) + " |")
+    for row in rows:
         if row.key not in results:
             continue
         r = results[row.key]
-        cells = [row.label, *[_cell(r.get(k), f) for _, k, f in MEASURED]]
+        if r.get("n_seeds", 1) == 0:
+            lines.append(f"| {row.label} (diverged: non-finite loss) |" + " - |" * (len(head) - 1))
+            continue
+        cells = [row.label + (f" ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1 else ""), *_measured(r, columns)]
         if extra:
             ratio = r["img_per_s"] / mae_rate if mae_rate and r.get("img_per_s") else None
             cells.append(_cell(ratio, "{:.2f}x"))
@@ -65,10 +119,12 @@ def markdown_table(table: Table, plan: Plan, results: dict[str, dict[str, Any]])
         lines.append("| " + " | ".join(cells) + " |")
     if table.note:
         lines += ["", table.note]
+    lines += orderings_table(table, results)
     return "\n".join(lines) + "\n"
 
 
-def plot_nn_against_time(table: Table, results: dict[str, dict[str, Any]], path: Path) -> Path:
+def plot_nn_against_time(table: Table, results: dict[str, dict[str, Any]], path: Path,
+                         rows: tuple[Row, ...] | None = None) -> Path:
     """One line per row: NN accuracy (%) against training minutes.
 
     Every row starts from the same seeded encoder, so with a measured random-init reference
@@ -76,7 +132,7 @@ def plot_nn_against_time(table: Table, results: dict[str, dict[str, Any]], path:
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     start = results.get("random_init", {}).get("nn")
-    for row in table.rows:
+    for row in rows if rows is not None else table.rows:
         curve = results.get(row.key, {}).get("nn_curve") or []
         if curve and start is not None:
             curve = [(0.0, start), *curve]
@@ -85,6 +141,9 @@ def plot_nn_against_time(table: Table, results: dict[str, dict[str, Any]], path:
             ax.plot([s / 60 for s in t], nn, marker="o", label=row.label)
     if start is not None:
         ax.axhline(start, color="gray", ls="--", lw=1, label="random-init encoder")
+    floor = results.get("raw_pixels", {}).get("nn")
+    if floor is not None:
+        ax.axhline(floor, color="black", ls=":", lw=1, label="raw pixels")
     ax.set_xlabel("training time (min, evaluation excluded)")
     ax.set_ylabel("NN accuracy (%), LOO 1-NN on val")
     ax.set_title(table.title, fontsize=9)

@@ -23,7 +23,7 @@ _LMIM_BASE = [
     "decoder_type=self", "avg_vis_mask_token=false", "proj.mlp_depth=0", "decoder_depth={dec}",
 ]
 # MAE as in the paper's reference rows: 75% masked, gap 0, 8-block decoder, normalised pixels.
-_MAE = ["method=mae", "mask_ratio=0.75", "patch_gap=0", "decoder_depth={dec_deep}", "mae.norm_pix_loss=true"]
+_MAE = ["method=mae", "mask_ratio=0.75", "patch_gap=0", "pos_spacing=integer", "decoder_depth={dec_deep}", "mae.norm_pix_loss=true"]
 # The paper's best Latent MIM (the headline row).
 _LMIM_BEST = [
     "method=lmim", "target_mode=ema", "loss=infonce_patches", "mask_ratio=0.9", "patch_gap={gap}",
@@ -50,8 +50,25 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Ordering:
+    """One of the paper's claims about a table: row ``better`` beats row ``worse`` on ``metric``.
+
+    With ``collapse=True`` the claim is instead that ``better`` collapses (its S(targets) ends
+    at or above the collapse guard's 0.95); ``worse`` is then the row it is contrasted with.
+    ``at_least`` claims ``>=`` (e.g. "gap and regulariser >= none"): a gap within noise holds.
+    """
+
+    better: str
+    worse: str
+    label: str
+    metric: str = "nn"
+    at_least: bool = False
+    collapse: bool = False
+
+
+@dataclass(frozen=True)
 class Table:
-    """An ablation table: a base setting, its rows and the paper's columns."""
+    """An ablation table: a base setting, its rows, the paper's columns and its orderings."""
 
     name: str
     title: str
@@ -59,6 +76,7 @@ class Table:
     rows: tuple[Row, ...]
     paper_columns: tuple[str, ...]
     note: str = ""
+    orderings: tuple[Ordering, ...] = ()
 
     def row(self, key: str) -> Row:
         return next(r for r in self.rows if r.key == key)
@@ -70,6 +88,10 @@ def _row(key: str, label: str, overrides: list[str], **paper: float | None) -> R
 
 def _mae_row(**paper: float | None) -> Row:
     return _row("mae", "MAE [13]", _MAE, **paper)
+
+
+# The ceiling of every table: the same ViT trained with labels, same crops, same epochs.
+SUPERVISED = _row("supervised", "Supervised ceiling (same ViT, labels)", ["method=supervised"])
 
 
 TABLES: dict[str, Table] = {
@@ -85,6 +107,9 @@ TABLES: dict[str, Table] = {
         ),
         ("Sim", "NN", "LP", "Ft"),
         "Sim: S(targets) for the latent rows; for MAE the paper's 0.67 has no latent target, we show S(enc).",
+        (Ordering("naive", "momentum", "naive targets collapse", collapse=True),
+         Ordering("independent", "momentum", "independent targets collapse", collapse=True),
+         Ordering("momentum", "stopgrad", "momentum > stop-grad (NN)")),
     ),
     "loss": Table(
         "loss", "Reconstruction loss",
@@ -97,6 +122,9 @@ TABLES: dict[str, Table] = {
             _mae_row(NN=30.0, LP=59.9, Ft=88.3),
         ),
         ("NN", "LP", "Ft"),
+        "",
+        (Ordering("patchdisc", "mse", "PatchDisc > MSE (NN)"), Ordering("patchdisc", "l1", "PatchDisc > L1 (NN)"),
+         Ordering("patchdisc", "huber", "PatchDisc > Huber (NN)")),
     ),
     "masking": Table(
         "masking", "Masking: mask ratio, patch gap, similarity regulariser",
@@ -110,6 +138,10 @@ TABLES: dict[str, Table] = {
             _mae_row(NN=30.0, LP=59.9, Ft=88.3),
         ),
         ("NN", "LP", "Ft"),
+        "",
+        (Ordering("m90_gap0", "m75_gap0", "mask 0.9 > 0.75 (NN)"),
+         Ordering("m90_gap", "m90_gap0", "patch gap >= none (NN)", at_least=True),
+         Ordering("m90_gap_sim", "m90_gap", "similarity regulariser >= none (NN)", at_least=True)),
     ),
     "decoder": Table(
         "decoder", "Decoder design",
@@ -127,6 +159,9 @@ TABLES: dict[str, Table] = {
             _mae_row(NN=30.0, LP=59.9, Ft=88.3),
         ),
         ("NN", "LP", "Ft"),
+        "",
+        (Ordering("cross_cues", "self_mlp", "cross-attention + cues >= self-attention (NN)", at_least=True),
+         Ordering("cross_cues", "cross_cues_deep", "decoder depth 3 >= depth 8 (NN)", at_least=True)),
     ),
     "headline": Table(
         "headline", "Headline: MAE vs data2vec vs Latent MIM (paper: ViT-B, 800-1600 epochs)",
@@ -138,6 +173,10 @@ TABLES: dict[str, Table] = {
             _row("lmim", "Latent MIM (800 ep)", _LMIM_BEST, NN=50.1, LP=72.0),
         ),
         ("NN", "LP"),
+        "",
+        (Ordering("lmim", "mae", "Latent MIM > MAE (NN)"), Ordering("lmim", "data2vec", "Latent MIM > data2vec (NN)"),
+         Ordering("lmim", "mae", "Latent MIM >= MAE (LP)", metric="lp", at_least=True),
+         Ordering("lmim", "mae", "Latent MIM > MAE (segmentation mIoU)", metric="miou")),
     ),
     "pcae": Table(
         "pcae", "PCAE: ranking vs random drop, drop cases, training throughput vs MAE",
@@ -156,3 +195,9 @@ TABLES: dict[str, Table] = {
         "Paper: GPU days and fine-tuning top-1 of ViT-B; PCAE 300 ep = 10.1 GPUd vs MAE 300 ep = 15.4 GPUd.",
     ),
 }
+
+
+def rows_of(table: Table, supervised: bool = True) -> tuple[Row, ...]:
+    """A table's rows, plus the supervised ceiling (not in the throughput-only PCAE table)."""
+    extra = (SUPERVISED,) if supervised and table.name != "pcae" else ()
+    return (*table.rows, *extra)

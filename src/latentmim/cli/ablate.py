@@ -102,6 +102,10 @@ def run(args: list[str]) -> int:
         raise ConfigError(f"ablate {name}: option 'budget_min' must be > 0, got {opts.budget_min}")
     if opts.epochs < 0:
         raise ConfigError(f"ablate {name}: option 'epochs' must be >= 0, got {opts.epochs}")
+    if opts.seeds < 1:
+        raise ConfigError(f"ablate {name}: option 'seeds' must be >= 1, got {opts.seeds}")
+    if opts.segment_images < 0:
+        raise ConfigError(f"ablate {name}: option 'segment_images' must be >= 0, got {opts.segment_images}")
     from latentmim.ablate.runner import run_table  # the training stack, only when running
 
     out = run_table(name, opts, overrides)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 
 from latentmim.config.errors import ConfigError
+from latentmim.interop.timm_export import EXPORT_FILES
 
 
 @dataclass
@@ -43,6 +45,26 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
         if not opts.get(key):
             raise ConfigError(f"export: missing '{key}=' (usage: latentmim export checkpoint=PATH output=DIR)")
     return opts, [a for a in args if a.split("=", 1)[0] not in OPTIONS]
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """An export goes into a new or empty folder, or (``overwrite=true``) over an earlier export.
+
+    Raises:
+        ConfigError: ``output`` is a file, or a folder holding anything but an export's own files
+            (``overwrite=true`` never deletes those), or an export without ``overwrite=true``.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"export: output '{out}' is a file, not a folder")
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    foreign = [name for name in entries if name not in EXPORT_FILES]
+    if foreign:
+        raise ConfigError(f"export: output '{out}' holds '{foreign[0]}', which is not part of an export; "
+                          "choose an empty or new folder")
+    if entries and not overwrite:
+        raise ConfigError(f"export: output '{out}' holds an earlier export (pass overwrite=true to replace it)")
 
 
 def _info(path: Path, fmt: str) -> dict[str, Any]:
@@ -76,8 +98,7 @@ def run(args: list[str]) -> int:
     opts, overrides = _parse(args)
     out = Path(opts["output"])
     overwrite = opts.get("overwrite", "false").lower() in ("1", "true", "yes")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"export: output '{out}' exists and is not empty (pass overwrite=true)")
+    check_output(out, overwrite)
     try:
         heads = int(opts["num_heads"]) if "num_heads" in opts else None
     except ValueError:
@@ -95,9 +116,11 @@ def run(args: list[str]) -> int:
         diff = verify_with_timm(tmp, imported.encoder)
         if diff > 1e-4:
             raise ConfigError(f"export: timm features differ from latentmim's by {diff:.2e}; nothing written")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        if out.exists():  # an earlier export: replace its files one by one, nothing else is touched
+            for name in EXPORT_FILES:
+                os.replace(tmp / name, out / name)
+        else:
+            tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     config = json.loads((out / "config.json").read_text())

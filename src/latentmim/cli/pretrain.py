@@ -21,7 +21,7 @@ def preflight(cfg: PretrainConfig) -> None:
 
     for split in ("train", "val"):
         build_dataset(cfg.dataset, split, cfg.data_path, download=cfg.download,
-                      synthetic_size=cfg.synthetic.image_size, synthetic_num=1, seed=cfg.env.seed)
+                      synthetic_size=cfg.synthetic.image_size, synthetic_num=1, seed=cfg.data_seed)
     if cfg.log.wandb:
         from latentmim.engine.wandb_mirror import require_wandb
 

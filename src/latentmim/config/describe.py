@@ -59,16 +59,20 @@ def _source_comments(cls: type) -> tuple[dict[str, str], dict[str, str]]:
         lines = inspect.getsource(cls).splitlines()
     except (OSError, TypeError):  # no source (e.g. a frozen build): the docstring still helps
         lines = []
-    section = ""
+    section, block = "", []  # block: the comment lines right above a field
     for line in lines:
         marker = _SECTION.match(line)
         if marker:
-            section = marker.group(1)
+            section, block = marker.group(1), []
+            continue
+        if line.strip().startswith("#"):
+            block.append(line.strip().lstrip("#").strip())
             continue
         m = _FIELD_LINE.match(line)
-        if m and not line.strip().startswith(("def ", "@", "#")):
-            comments[m.group(1)] = (m.group(2) or "").strip()
+        if m and not line.strip().startswith(("def ", "@")):
+            comments[m.group(1)] = (m.group(2) or "").strip() or " ".join(block)
             sections[m.group(1)] = section
+        block = []
     for name, text in _docstring_attributes(cls).items():
         comments.setdefault(name, text)
         if not comments[name]:

@@ -19,12 +19,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.schema import PretrainConfig
+from latentmim.models.pos_embed import POS_SPACINGS
 from latentmim.models.vit import VIT_PRESETS
 
 DROP_CASES = (1, 2, 3, 4, 5)  # PCAE drop cases, defined in latentmim.methods.token_drop
 
 WORKERS = ("main_lmim",)
-METHODS = ("lmim", "mae", "pcae", "data2vec")
+METHODS = ("lmim", "mae", "pcae", "data2vec", "supervised")
 DECODERS = ("cross", "self")
 PRECISIONS = ("fp32", "bf16", "fp16")
 CLUSTERS = ("slurm", "local")  # submitit executors for env.slurm=True
@@ -120,6 +121,7 @@ def validate(cfg: PretrainConfig) -> None:
     _choice("loss", cfg.loss, LOSSES)
     _choice("dataset", cfg.dataset, DATASETS)
     _choice("env.precision", cfg.env.precision, PRECISIONS)
+    _choice("pos_spacing", cfg.pos_spacing, POS_SPACINGS)
     for key in ("patch_size", "grid_size", "epochs", "batch_size", "accum_iter", "blr",
                 "decoder_embed_dim", "decoder_num_heads", "tau", "eval_freq", "save_freq",
                 "knn_k", "knn_t", "embed_dim", "depth", "num_heads", "target_depth"):
@@ -147,6 +149,10 @@ def validate(cfg: PretrainConfig) -> None:
             raise ConfigError(f"config key 'mask_ratio': must be in (0, 1), got {cfg.mask_ratio}")
     elif not 1 <= cfg.num_vis < n:
         raise ConfigError(f"config key 'num_vis': must be in [1, {n - 1}] for a {cfg.grid_size}x{cfg.grid_size} grid, got {cfg.num_vis}")
+    if cfg.target_tau_frac is not None and not 0.0 < cfg.target_tau_frac <= 1.0:
+        raise ConfigError(f"config key 'target_tau_frac': must be in (0, 1], got {cfg.target_tau_frac}")
+    if cfg.warmup_frac is not None and not 0.0 <= cfg.warmup_frac < 1.0:
+        raise ConfigError(f"config key 'warmup_frac': must be in [0, 1), got {cfg.warmup_frac}")
     if not 0.0 <= cfg.target_mom <= 1.0:
         raise ConfigError(f"config key 'target_mom': must be in [0, 1], got {cfg.target_mom}")
     if not 0.0 < cfg.min_crop <= 1.0:

@@ -62,6 +62,7 @@ class SyntheticConfig:
     num_train: int = 10000  # images are generated on the fly from (seed, index): any size is free
     num_val: int = 2000  # validation images (also generated)
     image_size: int = 64  # native side before augmentation
+    seed: int | None = None  # seed of the images' content; None = env.seed (ablate fixes it across seeds)
 
 
 @dataclass
@@ -99,7 +100,7 @@ class LogConfig:
 @dataclass
 class PretrainConfig:
     worker: str = "main_lmim"  # the authors' launcher key; only main_lmim exists
-    method: str = "lmim"  # lmim | mae | pcae | data2vec
+    method: str = "lmim"  # lmim | mae | pcae | data2vec | supervised (the same ViT with labels: the ceiling)
 
     # --- encoder -----------------------------------------------------------------------
     encoder: str = "vit_base"  # vit_tiny | vit_small | vit_base | vit_large | vit_huge
@@ -112,6 +113,7 @@ class PretrainConfig:
     input_size: int | None = None  # train crop side; None derives it, a mismatch is an error
     drop_path: float = 0.0  # stochastic depth rate of the online encoder
     freeze_pe: bool = True  # fixed 2-D sin-cos position embeddings
+    pos_spacing: str = "authors"  # sin-cos cell coordinates: authors (i * G/(G-1), Latent MIM) | integer (i, MAE)
 
     # --- views -------------------------------------------------------------------------
     num_vis: int = 20  # visible patches of 196 (~90% masked: the paper's best)
@@ -122,6 +124,9 @@ class PretrainConfig:
     target_mode: str = "ema"  # naive | independent | stopgrad | ema (collapse ablation)
     target_depth: int | None = None  # None = encoder depth
     target_mom: float = 0.99  # EMA momentum at step 0, cosine to 1.0
+    # EMA time constant 1/(1-m) at step 0 as a fraction of the run's optimizer steps; wins over
+    # target_mom when set. The paper's 0.99 over ~250k steps is 100 steps = 4e-4 of its run.
+    target_tau_frac: float | None = None
 
     # --- projector and decoder ---------------------------------------------------------
     proj: ProjConfig = field(default_factory=ProjConfig)
@@ -156,6 +161,7 @@ class PretrainConfig:
     # --- optimisation ------------------------------------------------------------------
     epochs: int = 800  # training epochs (schedules are functions of the fraction of the run)
     warmup_epochs: int = 40  # linear lr warm-up
+    warmup_frac: float | None = None  # warm-up as a fraction of the run; wins over warmup_epochs (paper: 40/800 = 0.05)
     batch_size: int = 256  # per process
     accum_iter: int = 1  # micro-batches per optimizer step
     blr: float = 1.5e-4  # lr = blr * effective batch / 256
@@ -191,6 +197,11 @@ class PretrainConfig:
     def eval_size(self) -> int:
         """Side of an evaluation image: G * P."""
         return self.grid_size * self.patch_size
+
+    @property
+    def data_seed(self) -> int:
+        """Seed of the procedural data's content: ``synthetic.seed``, else ``env.seed``."""
+        return self.env.seed if self.synthetic.seed is None else self.synthetic.seed
 
     @property
     def run_dir(self) -> str:

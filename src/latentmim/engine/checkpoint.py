@@ -9,28 +9,67 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from latentmim.config.errors import ConfigError
 
 
-def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
-    """torch.save to ``path`` via a temp file + rename (atomic on POSIX)."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` via a temp file in the same folder, fsync, rename, fsync the folder.
+
+    A kill at any moment leaves either the old file or the new one, never a torn one (a stale
+    ``.<name>.*.tmp`` is all that can remain: :func:`remove_stale_temps` clears it). A full disk
+    or an unwritable folder is a :class:`ConfigError` naming the path; the old file is kept.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise ConfigError(f"cannot write '{path}': {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the rename itself survives a power cut
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write '{path}': {err.strerror or err}; the previous file is intact") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
+    """torch.save to ``path`` atomically (:func:`write_atomic`)."""
+    write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete ``.<name>.*.tmp`` files a killed save left in ``folder``; returns what was removed."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

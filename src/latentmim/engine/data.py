@@ -33,7 +33,7 @@ def _raw(cfg: PretrainConfig, split: str):
         download=cfg.download,
         synthetic_size=cfg.synthetic.image_size,
         synthetic_num=num,
-        seed=cfg.env.seed,
+        seed=cfg.data_seed,
     )
 
 
@@ -64,7 +64,7 @@ def build_pretrain_data(
     """
     base, info = _raw(cfg, "train")
     train = SeededDataset(  # train_images: a fixed subset, so short runs can still finish epochs
-        _subset(base, cfg.train_images, cfg.env.seed + 2),
+        _subset(base, cfg.train_images, cfg.data_seed + 2),
         train_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed,
     )
     sampler = EpochSampler(len(train), seed=cfg.env.seed, shuffle=True, drop_last=world_size > 1,
@@ -80,8 +80,8 @@ def build_pretrain_data(
         tf = eval_transform(cfg.eval_size, info.mean, info.std)
         val_base, _ = _raw(cfg, "val")
         eval_bs = max(cfg.batch_size, 64)
-        nn_train_set = _subset(SeededDataset(base, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.env.seed)
-        nn_val_set = _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.env.seed + 1)
+        nn_train_set = _subset(SeededDataset(base, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.data_seed)
+        nn_val_set = _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.data_seed + 1)
         nn_train = DataLoader(nn_train_set, batch_size=eval_bs, sampler=_shard(nn_train_set, rank, world_size),
                               generator=torch.Generator(), **common)
         nn_val = DataLoader(nn_val_set, batch_size=eval_bs, sampler=_shard(nn_val_set, rank, world_size),

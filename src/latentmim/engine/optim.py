@@ -1,24 +1,23 @@
-"""AdamW with weight decay only on weight matrices."""
+"""AdamW with the authors' weight-decay groups."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-# Parameters whose name ends like this are tokens / embeddings: never decayed.
-NO_DECAY_NAMES = ("cls_token", "pos_embed", "mask_token", "cls_query", "dist_token", "reg_token")
+# As in the Latent MIM authors' code: a parameter whose name contains one of these is not
+# decayed (so neither the patch embedding nor the decoder's input Linear); the cls and mask
+# tokens are decayed.
+NO_DECAY_SUBSTRINGS = ("bias", "norm", "embed")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: decayed weight matrices, and undecayed biases / norms / embeddings / tokens.
-
-    1-D parameters are biases and norm scales; tokens and position tables are named.
-    """
+    """Two groups: decayed weights, and undecayed 1-D parameters and ``bias``/``norm``/``embed`` names."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim <= 1 or name.endswith(NO_DECAY_NAMES):
+        if p.ndim <= 1 or any(s in name for s in NO_DECAY_SUBSTRINGS):
             no_decay.append(p)
         else:
             decay.append(p)

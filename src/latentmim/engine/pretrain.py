@@ -18,20 +18,30 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from safetensors.torch import save_file
+from safetensors.torch import save
 from tqdm import tqdm
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import to_yaml
 from latentmim.config.schema import PretrainConfig
-from latentmim.engine.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from latentmim.engine.checkpoint import (
+    load_checkpoint,
+    remove_stale_temps,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+    write_atomic,
+    write_text_atomic,
+)
 from latentmim.engine.collapse import WATCHED, CollapseGuard, likely_cause
 from latentmim.engine.data import PretrainData, build_pretrain_data
 from latentmim.engine.distributed import init_distributed, mean_over_ranks
 from latentmim.engine.global_batch import rank_views, use_global_batch_drop_path
+from latentmim.engine.grad_check import gradient_norm
 from latentmim.engine.optim import build_adamw, set_lr
 from latentmim.engine.parallel import ParallelModel
 from latentmim.engine.precision import autocast, grad_scaler, resolve_device
+from latentmim.engine.run_lock import RunLock
 from latentmim.engine.run_logger import RunLogger, build_run_logger
 from latentmim.engine.schedules import cosine_decay, effective_lr, lr_at
 from latentmim.engine.wandb_mirror import require_wandb, wandb_options
@@ -111,7 +121,7 @@ class Pretrainer:
         self.data: PretrainData = build_pretrain_data(cfg, self.device, rank=self.dist.rank,
                                                       world_size=self.dist.world_size)
         torch.manual_seed(cfg.env.seed)  # parameter initialisation (identical on every rank)
-        self.model = build_model(cfg, self.data.info.in_chans).to(self.device)
+        self.model = build_model(cfg, self.data.info.in_chans, self.data.info.num_classes).to(self.device)
         if cfg.init_from:  # foreign or own weights; a resumed checkpoint overrides them in run()
             self._say(init_weights(self.model, cfg.init_from))
         use_global_batch_drop_path(self.model, self.dist.rank, self.dist.world_size)
@@ -124,6 +134,10 @@ class Pretrainer:
                 f"the {len(self.data.train)} training images" + (f" shared by {self.dist.world_size} processes"
                                                                if self.dist.world_size > 1 else "")
             )
+        # Schedules relative to the run: the EMA start and the warm-up (target_tau_frac, warmup_frac).
+        self.total_steps = self.batches_per_epoch * cfg.epochs // cfg.accum_iter
+        self.target_mom0 = target_momentum(cfg, self.total_steps)
+        self.warmup_epochs = cfg.warmup_epochs if cfg.warmup_frac is None else cfg.warmup_frac * cfg.epochs
         self.base_lr = effective_lr(cfg.blr, cfg.batch_size, cfg.accum_iter, self.dist.world_size, cfg.lr)
         self.optimizer = build_adamw(self.model, self.base_lr, cfg.weight_decay)
         self.scaler = grad_scaler(cfg.env.precision, self.device)
@@ -188,7 +202,7 @@ class Pretrainer:
 
     # ---------------------------------------------------------------- training
     def train_step(self, imgs: torch.Tensor, step: int, epoch_frac: float,
-                   flags: dict[str, float] | None = None) -> dict[str, float]:
+                   flags: dict[str, float] | None = None, labels: torch.Tensor | None = None) -> dict[str, float]:
         """One micro-batch: schedules, EMA (at the start of an optimizer step), forward, backward.
 
         Args:
@@ -196,16 +210,17 @@ class Pretrainer:
             step: global micro-batch index.
             epoch_frac: fractional epoch.
             flags: extra per-rank numbers averaged over ranks with the metrics (one collective).
+            labels: (B,) this rank's labels; only ``method=supervised`` (the ceiling) sees them.
 
         Returns:
             Loss, lr, similarity goal, the model's metrics and ``flags``, averaged over ranks.
         """
         cfg, model, world = self.cfg, self.model, self.dist.world_size
         first_micro = step % cfg.accum_iter == 0
-        lr = lr_at(epoch_frac, self.base_lr, self.base_lr * cfg.min_lr_frac, cfg.warmup_epochs, cfg.epochs)
+        lr = lr_at(epoch_frac, self.base_lr, self.base_lr * cfg.min_lr_frac, self.warmup_epochs, cfg.epochs)
         if first_micro:
             set_lr(self.optimizer, lr)
-            model.update_target(ema_momentum(target_momentum(cfg), epoch_frac / cfg.epochs))
+            model.update_target(ema_momentum(self.target_mom0, epoch_frac / cfg.epochs))
         # Views of the whole global batch, then this rank's rows: DDP sees the single-process views.
         views = sample_views(imgs.shape[0] * world, cfg.grid_size, self.num_vis, cfg.patch_gap,
                              _view_generator(cfg.env.seed, step))
@@ -214,7 +229,8 @@ class Pretrainer:
         last_micro = (step + 1) % cfg.accum_iter == 0
         with self.parallel.no_sync(skip=not last_micro):
             with autocast(cfg.env.precision, self.device):
-                loss, metrics = self.parallel(imgs, views, goal)
+                extra = {"labels": labels} if getattr(model, "needs_labels", False) else {}
+                loss, metrics = self.parallel(imgs, views, goal, **extra)
             # Averaged before backward: a NaN on any rank stops every rank at the same step.
             synced = mean_over_ranks({"loss": loss.detach(), **metrics, **(flags or {})})
             loss_value = synced.pop("loss")
@@ -228,6 +244,14 @@ class Pretrainer:
             if cfg.clip_grad:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            if not self.scaler.is_enabled():  # fp16's scaler skips such steps itself
+                norm = gradient_norm(model.parameters())  # DDP: already all-reduced, equal on every rank
+                if not math.isfinite(norm):
+                    raise NonFiniteLoss(
+                        f"non-finite gradients (norm {norm}) at epoch {self.progress.epoch} step {step}, loss "
+                        f"{loss_value:.4g}; the step was not applied and the last good checkpoint in "
+                        f"{self.run_dir} is intact (try a lower lr, clip_grad, or env.precision=fp32)"
+                    )
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
@@ -236,10 +260,21 @@ class Pretrainer:
     def run(self, stop_at_step: int | None = None) -> dict[str, Any]:
         """Train to ``cfg.epochs``; returns the final results (also in ``results.json``).
 
+        Rank 0 holds the run folder's lock (:class:`RunLock`) throughout: a second run started
+        on the same folder fails at once with one line instead of overwriting this one.
+
         Args:
             stop_at_step: tests only: return right after micro-batch ``stop_at_step`` (as if the
                 process were killed there), without writing anything more.
         """
+        if not self.main:
+            return self._run(stop_at_step)
+        with RunLock(self.run_dir):
+            for stale in remove_stale_temps(self.run_dir):  # left by a save that a kill interrupted
+                self._say(f"removed {stale.name}, a temporary file of an interrupted save")
+            return self._run(stop_at_step)
+
+    def _run(self, stop_at_step: int | None) -> dict[str, Any]:
         cfg = self.cfg
         latest = self.run_dir / LATEST
         if latest.exists() and not cfg.resume:
@@ -252,7 +287,7 @@ class Pretrainer:
             self.load(latest)
             self._say(f"resumed from {latest} at epoch {self.progress.epoch}, batch {self.progress.batch}")
         if self.main:
-            (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+            write_text_atomic(self.run_dir / "config.yaml", to_yaml(cfg))
         logger = build_run_logger(self.run_dir, self.global_batch // cfg.accum_iter, cfg.log.tensorboard,
                                   self.main, wandb_options(cfg))
         if cfg.baselines and not self.progress.baselines:
@@ -287,12 +322,13 @@ class Pretrainer:
         bar = tqdm(total=self.batches_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
                    disable=not (cfg.log.progress and self.main), unit="batch", dynamic_ncols=True)
         t0, images = time.time(), 0
-        for imgs, _, ok in d.loader:
+        for imgs, labels, ok in d.loader:
             if p.batch >= self.batches_per_epoch:
                 break
             step = self.global_batch
             flags = {"_skipped": float((~ok).sum()), "_stop": float(stop.requested)}
-            out = self.train_step(imgs.to(self.device, non_blocking=True), step, step / self.batches_per_epoch, flags)
+            out = self.train_step(imgs.to(self.device, non_blocking=True), step, step / self.batches_per_epoch, flags,
+                                  labels.to(self.device, non_blocking=True))
             p.skipped_images += round(out.pop("_skipped") * self.dist.world_size)
             stop_now = out.pop("_stop") > 0  # any rank signalled: all stop at the same step
             p.batch += 1
@@ -361,12 +397,14 @@ class Pretrainer:
         full = self.parallel.model_state_dict() if self.main or self.parallel.fsdp else {}
         if not self.main:
             return results
-        (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        # Every output atomically, results.json (the "finished" marker that Slurm resubmission,
+        # sweeps and ablate trust) last: a kill in between never leaves a finished run without its encoder.
+        encoder = {k[len("encoder."):]: v.contiguous() for k, v in full.items() if k.startswith("encoder.")}
+        write_atomic(self.run_dir / "encoder.safetensors", lambda f: f.write(save(encoder)))
         rows = {"trained": trained, **{k.replace("_", " "): v for k, v in self.progress.baselines.items()}}
         table = _table(rows)
-        (self.run_dir / "results.md").write_text(table + "\n")
-        encoder = {k[len("encoder."):]: v.contiguous() for k, v in full.items() if k.startswith("encoder.")}
-        save_file(encoder, str(self.run_dir / "encoder.safetensors"))
+        write_text_atomic(self.run_dir / "results.md", table + "\n")
+        write_text_atomic(self.run_dir / "results.json", json.dumps(results, indent=2))
         print(table)
         print(f"outputs in {self.run_dir}: checkpoints, metrics.jsonl, curves.png, results.json, encoder.safetensors")
         return results

@@ -66,7 +66,7 @@ def resolve_data(cfg: EvalCommon, loaded: LoadedEncoder) -> DataSpec:
         synthetic_num_train=cfg.synthetic.num_train or syn.num_train,
         synthetic_num_val=cfg.synthetic.num_val or syn.num_val,
         synthetic_size=cfg.synthetic.image_size or syn.image_size,
-        synthetic_seed=pre.env.seed if pre else 0,
+        synthetic_seed=pre.data_seed if pre else 0,
     )
 
 

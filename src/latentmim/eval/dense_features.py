@@ -24,7 +24,7 @@ from torch import Tensor
 from latentmim.config.errors import ConfigError
 from latentmim.data.info import dataset_stats
 from latentmim.engine.precision import autocast
-from latentmim.models.pos_embed import sincos_1d, sincos_2d
+from latentmim.models.pos_embed import sincos_1d, sincos_2d, spacing_factor
 from latentmim.models.vit import ViTEncoder
 
 PE_MODES = ("interpolate", "extend")
@@ -55,10 +55,14 @@ def patch_aligned_size(height: int, width: int, short_side: int, patch_size: int
     return h, w
 
 
-def _is_sincos(encoder: ViTEncoder) -> bool:
+def _sincos_spacing(encoder: ViTEncoder) -> float | None:
+    """The cell spacing of the encoder's fixed sin-cos table (authors' or MAE's), None if learned."""
     table = encoder.pos_embed[0, 1:].detach().float().cpu()
-    ref = sincos_2d(encoder.embed_dim, encoder.grid_size, cls_token=False)
-    return bool(torch.allclose(table, ref, atol=1e-5))
+    g = encoder.grid_size
+    for spacing in (spacing_factor("authors", g), spacing_factor("integer", g)):
+        if torch.allclose(table, sincos_2d(encoder.embed_dim, g, cls_token=False, spacing=spacing), atol=1e-5):
+            return spacing
+    return None
 
 
 def position_table(encoder: ViTEncoder, grid_h: int, grid_w: int, pe_mode: str = "interpolate") -> Tensor:
@@ -78,7 +82,8 @@ def position_table(encoder: ViTEncoder, grid_h: int, grid_w: int, pe_mode: str =
     own = encoder.pos_embed[0, 1:]
     if (grid_h, grid_w) == (g, g):
         return own
-    if not _is_sincos(encoder):
+    spacing = _sincos_spacing(encoder)
+    if spacing is None:
         if pe_mode == "extend":
             raise ConfigError("pe_mode: 'extend' needs a fixed sin-cos table; this encoder learned its own")
         grid = own.reshape(1, g, g, dim).permute(0, 3, 1, 2).float()
@@ -90,6 +95,7 @@ def position_table(encoder: ViTEncoder, grid_h: int, grid_w: int, pe_mode: str =
     else:
         rows_1d = (torch.arange(grid_h, dtype=torch.float64) + 0.5) * g / grid_h - 0.5
         cols_1d = (torch.arange(grid_w, dtype=torch.float64) + 0.5) * g / grid_w - 0.5
+    rows_1d, cols_1d = rows_1d * spacing, cols_1d * spacing  # the training table's coordinates
     rows = rows_1d.repeat_interleave(grid_w)  # (h*w,) row of patch n
     cols = cols_1d.repeat(grid_h)  # (h*w,) column of patch n
     # Same layout as sincos_2d: first half embeds the column, second half the row.

@@ -9,6 +9,7 @@ token dropping (``token_drop``) speeds up training; its img/s with and without i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import FinetuneEvalConfig
 from latentmim.data.loader import EpochSampler, SeededDataset
 from latentmim.data.seeding import derive_seed, seeded_global_rngs
+from latentmim.engine.grad_check import gradient_norm
 from latentmim.engine.precision import autocast, grad_scaler
 from latentmim.engine.pretrain import NonFiniteLoss
 from latentmim.engine.schedules import effective_lr, lr_at
@@ -124,6 +126,9 @@ class FineTuner(SupervisedLoop):
             if self.clip_grad:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
+            if not self.scaler.is_enabled() and not math.isfinite(norm := gradient_norm(self.model.parameters())):
+                raise NonFiniteLoss(f"non-finite fine-tuning gradients (norm {norm}) at step {step}; the step was "
+                                    f"not applied and the last checkpoint in {self.out_dir} is intact")
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)

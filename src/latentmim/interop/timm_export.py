@@ -23,6 +23,8 @@ from latentmim.models.vit import ViTEncoder
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+CARD = "README.md"
+EXPORT_FILES = (WEIGHTS, CONFIG, CARD)  # everything an export writes; overwrite=true replaces only these
 def timm_architecture(arch: EncoderArch) -> tuple[str, dict[str, Any]]:
     """A registered timm ViT name and the arguments that make it exactly this encoder."""
     side = arch.grid_size * arch.patch_size
@@ -77,7 +79,7 @@ def export_encoder(encoder: ViTEncoder, out_dir: str | Path, mean: tuple[float, 
                       "feature": "avgpool_prenorm (mean of patch tokens before the final norm)", **(info or {})},
     }
     (out / CONFIG).write_text(json.dumps(config, indent=2))
-    (out / "README.md").write_text(_model_card(name, args, sum(p.numel() for p in model.parameters()), info or {}))
+    (out / CARD).write_text(_model_card(name, args, sum(p.numel() for p in model.parameters()), info or {}))
     return out
 
 

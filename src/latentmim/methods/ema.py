@@ -32,3 +32,8 @@ def ema_momentum(base: float, progress: float) -> float:
     """Cosine ramp m = 1 - (1 - base) * (1 + cos(pi * progress)) / 2, progress in [0, 1]."""
     progress = min(max(progress, 0.0), 1.0)
     return 1.0 - (1.0 - base) * (1.0 + math.cos(math.pi * progress)) / 2.0
+
+
+def momentum_for_time_constant(steps: float) -> float:
+    """The EMA momentum whose time constant 1 / (1 - m) is ``steps`` optimizer steps (>= 1)."""
+    return 1.0 - 1.0 / max(steps, 1.0)

@@ -8,11 +8,14 @@ from latentmim.config.schema import PretrainConfig
 from latentmim.losses import build_latent_loss
 from latentmim.methods.data2vec import Data2Vec
 from latentmim.methods.data2vec_decoder import ConvDecoder
+from latentmim.methods.ema import momentum_for_time_constant
 from latentmim.methods.lmim import LatentMIM
 from latentmim.methods.mae import MAE
 from latentmim.methods.pcae import PCAE
+from latentmim.methods.supervised import Supervised
 from latentmim.methods.token_drop import drop_schedule
 from latentmim.models.decoder import CrossAttentionDecoder, SelfAttentionDecoder
+from latentmim.models.pos_embed import spacing_factor
 from latentmim.models.projector import Projector
 from latentmim.models.vit import ViTEncoder, build_encoder
 
@@ -28,17 +31,20 @@ def encoder_from_config(cfg: PretrainConfig, in_chans: int) -> ViTEncoder:
         num_heads=cfg.num_heads,
         drop_path=cfg.drop_path,
         freeze_pe=cfg.freeze_pe,
+        pos_spacing=spacing_factor(cfg.pos_spacing, cfg.grid_size),
     )
 
 
-def build_model(cfg: PretrainConfig, in_chans: int) -> nn.Module:
-    """The model of ``cfg.method`` (lmim, mae, pcae or data2vec).
+def build_model(cfg: PretrainConfig, in_chans: int, num_classes: int = 10) -> nn.Module:
+    """The model of ``cfg.method`` (lmim, mae, pcae, data2vec, or the supervised ceiling).
 
     Every method follows the engine contract: ``model(imgs, views, sim_goal) -> (loss, metrics)``
     with detached scalar metrics, ``model.update_target(momentum)`` (a no-op without EMA), and
     ``model.encoder``, the :class:`ViTEncoder` that is kept.
     """
     encoder = encoder_from_config(cfg, in_chans)
+    if cfg.method == "supervised":
+        return Supervised(encoder, num_classes, cfg.patch_gap)
     if cfg.method == "mae":
         return MAE(encoder, _mae_decoder(cfg, encoder.embed_dim, encoder.patch_dim), cfg.patch_gap, cfg.mae.norm_pix_loss)
     if cfg.method == "pcae":
@@ -53,8 +59,14 @@ def build_model(cfg: PretrainConfig, in_chans: int) -> nn.Module:
     return _build_lmim(cfg, encoder)
 
 
-def target_momentum(cfg: PretrainConfig) -> float:
-    """EMA momentum at step 0 (cosine to 1): PCAE has its own default (0.9999)."""
+def target_momentum(cfg: PretrainConfig, total_steps: int | None = None) -> float:
+    """EMA momentum at step 0 (cosine to 1): PCAE has its own default (0.9999).
+
+    With ``target_tau_frac`` the target's time constant is that fraction of the run's
+    ``total_steps`` optimizer steps, so a short run lags its target as a long one does.
+    """
+    if cfg.target_tau_frac is not None and total_steps is not None:
+        return momentum_for_time_constant(cfg.target_tau_frac * total_steps)
     return cfg.pcae.target_mom if cfg.method == "pcae" else cfg.target_mom
 
 
@@ -63,6 +75,7 @@ def _mae_decoder(cfg: PretrainConfig, in_dim: int, out_dim: int) -> SelfAttentio
     return SelfAttentionDecoder(
         in_dim=in_dim, out_dim=out_dim, grid_size=cfg.grid_size, embed_dim=cfg.decoder_embed_dim,
         depth=cfg.decoder_depth, num_heads=cfg.decoder_num_heads, visual_cues=False,
+        pos_spacing=spacing_factor(cfg.pos_spacing, cfg.grid_size),
     )
 
 
@@ -81,6 +94,7 @@ def _build_lmim(cfg: PretrainConfig, encoder: ViTEncoder) -> LatentMIM:
         depth=cfg.decoder_depth,
         num_heads=cfg.decoder_num_heads,
         visual_cues=cfg.avg_vis_mask_token,
+        pos_spacing=spacing_factor(cfg.pos_spacing, cfg.grid_size),
     )
     return LatentMIM(
         encoder,

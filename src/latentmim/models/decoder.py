@@ -32,11 +32,13 @@ class _LatentDecoderBase(nn.Module):
         grid_size: int,
         embed_dim: int,
         visual_cues: bool,
+        pos_spacing: float = 1.0,
     ) -> None:
         super().__init__()
         self.embed = nn.Linear(in_dim, embed_dim)
         # Fixed table, row 0 (cls) is zero; stored as a buffer, it is not a parameter.
-        self.register_buffer("pos_embed", sincos_2d(embed_dim, grid_size), persistent=False)
+        self.register_buffer("pos_embed", sincos_2d(embed_dim, grid_size, spacing=pos_spacing),
+                             persistent=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.visual_cues = visual_cues
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
@@ -103,8 +105,9 @@ class CrossAttentionDecoder(_LatentDecoderBase):
         depth: int = 3,
         num_heads: int = 16,
         visual_cues: bool = True,
+        pos_spacing: float = 1.0,
     ) -> None:
-        super().__init__(in_dim, out_dim, grid_size, embed_dim, visual_cues)
+        super().__init__(in_dim, out_dim, grid_size, embed_dim, visual_cues, pos_spacing)
         self.cls_query = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.blocks = nn.ModuleList(CrossBlock(embed_dim, num_heads) for _ in range(depth))
         self._init_linears()
@@ -145,8 +148,9 @@ class SelfAttentionDecoder(_LatentDecoderBase):
         depth: int = 8,
         num_heads: int = 16,
         visual_cues: bool = False,
+        pos_spacing: float = 1.0,
     ) -> None:
-        super().__init__(in_dim, out_dim, grid_size, embed_dim, visual_cues)
+        super().__init__(in_dim, out_dim, grid_size, embed_dim, visual_cues, pos_spacing)
         norm = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.Sequential(
             *(Block(embed_dim, num_heads, 4.0, qkv_bias=True, norm_layer=norm) for _ in range(depth))

@@ -53,6 +53,8 @@ class ViTEncoder(VisionTransformer):
         embed_dim, depth, num_heads: transformer size.
         drop_path: stochastic depth rate (linearly increasing over blocks).
         freeze_pe: keep the sin-cos position table fixed (True) or learn it from there.
+        pos_spacing: coordinate of grid cell 1 in the table (``G/(G-1)`` for the Latent MIM
+            authors' table, 1 for MAE's; :func:`~latentmim.models.pos_embed.spacing_factor`).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class ViTEncoder(VisionTransformer):
         num_heads: int = 12,
         drop_path: float = 0.0,
         freeze_pe: bool = True,
+        pos_spacing: float = 1.0,
     ) -> None:
         super().__init__(
             img_size=grid_size * patch_size,
@@ -83,6 +86,7 @@ class ViTEncoder(VisionTransformer):
         self.grid_size = grid_size
         self.patch_size = patch_size
         self.in_chans = in_chans
+        self.pos_spacing = pos_spacing
         use_library_attention(self.blocks)  # same weights and names; see models/attention.py
         self._init_weights_mae(freeze_pe)
 
@@ -90,7 +94,7 @@ class ViTEncoder(VisionTransformer):
         # MAE's initialisation: fixed sin-cos positions, xavier-uniform linears and patch
         # projection (viewed as a linear map), small normal cls token.
         with torch.no_grad():
-            self.pos_embed.copy_(sincos_2d(self.embed_dim, self.grid_size)[None])
+            self.pos_embed.copy_(sincos_2d(self.embed_dim, self.grid_size, spacing=self.pos_spacing)[None])
         self.pos_embed.requires_grad_(not freeze_pe)
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
@@ -170,6 +174,7 @@ def build_encoder(
     num_heads: int | None = None,
     drop_path: float = 0.0,
     freeze_pe: bool = True,
+    pos_spacing: float = 1.0,
 ) -> ViTEncoder:
     """Build a preset (``vit_tiny`` ... ``vit_huge``) with optional size overrides."""
     size = VIT_PRESETS[encoder]
@@ -182,4 +187,5 @@ def build_encoder(
         num_heads=num_heads or size.num_heads,
         drop_path=drop_path,
         freeze_pe=freeze_pe,
+        pos_spacing=pos_spacing,
     )
