@@ -150,3 +150,19 @@ def test_raw_pixel_knn_is_low_but_above_chance() -> None:
 def test_bad_arguments_raise_data_error(kwargs: dict, needle: str) -> None:
     with pytest.raises(DataError, match=needle):
         SyntheticShapes(**kwargs)
+
+
+def test_rendered_images_are_cached_and_identical_to_a_fresh_render(monkeypatch):
+    import numpy as np
+
+    from latentmim.data import synthetic as syn
+
+    ds = syn.SyntheticShapes("train", 4, image_size=32, seed=3)
+    first = [np.asarray(ds[i][0]) for i in range(4)]
+    calls = []
+    monkeypatch.setattr(syn, "render_scene", lambda *a: calls.append(a) or None)
+    again = [np.asarray(ds[i][0]) for i in range(4)]  # served from the cache: no render call
+    assert calls == [] and all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    monkeypatch.undo()
+    fresh = syn.SyntheticShapes("train", 4, image_size=32, seed=3)
+    assert all(np.array_equal(np.asarray(fresh.render(i)[0]), first[i]) for i in range(4))

@@ -135,3 +135,15 @@ def test_non_finite_gradients_on_the_last_step_of_an_epoch_leave_the_checkpoint_
     state = load_checkpoint(latest)["model"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert not (Path(cfg.run_dir) / "checkpoint_0001.pth").exists()
+
+
+def test_progress_off_a_terminal_is_plain_lines_not_carriage_returns(tiny, capsys):
+    # Slurm / nohup / CI: no tqdm bar redraws, one readable line every log.print_freq steps
+    cfg = compose_config([*tiny, "log.progress=true", "log.print_freq=2", "job_name=plain"])
+    pretrain(cfg)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "\r" not in captured.out
+    lines = [line for line in captured.out.splitlines() if line.startswith("epoch ") and "img/s" in line]
+    assert [line.split(" | ")[0] for line in lines] == [f"epoch {e}/2 step {s}/6" for e in (1, 2) for s in (2, 4, 6)]
+    assert all("loss " in line and "lr " in line and "S(trg) " in line and "ETA " in line for line in lines)
+    assert lines[-1].endswith("ETA 0m00s")

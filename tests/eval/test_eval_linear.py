@@ -18,41 +18,47 @@ from latentmim.config.load import compose_config
 from latentmim.data.transforms import eval_transform, train_transform
 from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.eval.feature_sources import AugmentedFeatures, CachedFeatures
-from latentmim.eval.lars import LARS
+from latentmim.eval.lars import build_lars
 from latentmim.eval.linear import LinearProbe, run_linear_eval
 from latentmim.eval.linear_head import LinearProbeHead
 
 
-def test_lars_two_steps_match_hand_computation() -> None:
-    w = nn.Parameter(torch.tensor([[3.0, 0.0], [0.0, 4.0]]))  # ||w|| = 5
-    b = nn.Parameter(torch.tensor([1.0, -1.0]))
-    opt = LARS([w, b], lr=0.5, weight_decay=0.1, momentum=0.9, trust_coefficient=0.01)
-    gw, gb = torch.tensor([[1.0, 2.0], [2.0, -1.0]]), torch.tensor([0.5, 2.0])
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_lars_two_steps_match_hand_computation(wd) -> None:
+    # MAE's rule (trust ratio eta * ||p|| / ||g + wd p|| on matrices, plain steps for vectors); timm
+    # divides by ||g|| + wd ||p|| instead, which is the same rule at MAE's probe setting wd = 0.
+    w0 = torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # ||w|| = 5
+    w, b = nn.Parameter(w0.clone()), nn.Parameter(torch.tensor([1.0, -1.0]))
+    opt = build_lars([w, b], lr=0.5, weight_decay=wd, momentum=0.9, trust_coefficient=0.01)
+    gw, gb = torch.tensor([[1.0, 2.0], [2.0, -1.0]]), torch.tensor([0.5, 2.0])  # ||gw|| = sqrt(10)
+
+    def ratio(p, g):
+        mae = 0.01 * p.norm() / (g + wd * p).norm()
+        timm_rule = 0.01 * p.norm() / (g.norm() + wd * p.norm() + 1e-8)
+        if wd == 0:
+            assert mae.item() == pytest.approx(timm_rule.item(), rel=1e-6)
+        return timm_rule
 
     w.grad, b.grad = gw.clone(), gb.clone()
     opt.step()
-    d = gw + 0.1 * torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # [[1.3, 2], [2, -0.6]]
-    q = 0.01 * 5.0 / d.norm()  # trust ratio from the norms of the weight and the update
-    mu_w = q * d
-    expected_w = torch.tensor([[3.0, 0.0], [0.0, 4.0]]) - 0.5 * mu_w
-    # The bias (1-D) gets neither weight decay nor the trust ratio.
-    expected_b = torch.tensor([1.0, -1.0]) - 0.5 * gb
+    assert ratio(w0, gw).item() == pytest.approx(0.01 * 5 / (10**0.5 + wd * 5), rel=1e-6)  # by hand
+    mu_w = ratio(w0, gw) * (gw + wd * w0)
+    expected_w = w0 - 0.5 * mu_w
+    expected_b = torch.tensor([1.0, -1.0]) - 0.5 * gb  # the bias: no decay, no trust ratio
     torch.testing.assert_close(w.detach(), expected_w)
     torch.testing.assert_close(b.detach(), expected_b)
-    assert d.norm().item() == pytest.approx((1.3**2 + 4 + 4 + 0.36) ** 0.5)
 
     # Second step: heavy-ball momentum mu = 0.9 mu + d, with the new weight's norm.
     w.grad, b.grad = gw.clone(), gb.clone()
     opt.step()
-    d2 = gw + 0.1 * expected_w
-    mu_w2 = 0.9 * mu_w + 0.01 * expected_w.norm() / d2.norm() * d2
+    mu_w2 = 0.9 * mu_w + ratio(expected_w, gw) * (gw + wd * expected_w)
     torch.testing.assert_close(w.detach(), expected_w - 0.5 * mu_w2)
     torch.testing.assert_close(b.detach(), expected_b - 0.5 * (0.9 * gb + gb))
 
 
 def test_lars_zero_weight_keeps_raw_step() -> None:
     w = nn.Parameter(torch.zeros(2, 2))
-    opt = LARS([w], lr=1.0, momentum=0.0)
+    opt = build_lars([w], lr=1.0, momentum=0.0)
     w.grad = torch.ones(2, 2)
     opt.step()
     torch.testing.assert_close(w.detach(), -torch.ones(2, 2))

@@ -22,6 +22,7 @@ from latentmim.ablate.tables import TABLES, Row, Table, rows_of
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import compose_config
 from latentmim.config.schema import PretrainConfig
+from latentmim.engine.progress import live_bars
 
 # Settings of every ablation run (before the table's and the user's): evaluate each epoch for
 # the NN-vs-time curve, keep only checkpoint_latest, no TensorBoard, and a collapse guard that
@@ -146,8 +147,8 @@ def measure_seconds_per_epoch(cfg: PretrainConfig, steps: int) -> float:
     for i in range(steps + 1):
         if i == 1:  # the first step pays for worker start-up and lazy initialisation
             t0 = time.perf_counter()
-        imgs = next(batches)[0].to(device)
-        trainer.train_step(imgs, i, 0.5)
+        imgs, labels = next(batches)[:2]
+        trainer.train_step(imgs.to(device), i, 0.5, labels=labels.to(device))
     if device.type == "cuda":
         torch.cuda.synchronize()
     train_s = (time.perf_counter() - t0) / max(steps, 1) * trainer.batches_per_epoch
@@ -172,7 +173,7 @@ def make_plan(table: Table, opts: AblateOptions, overrides: list[str], table_dir
     rows = select_rows(table, opts.row_keys, opts.supervised)
     path = table_dir / "plan.json"
     if path.exists():
-        plan = Plan(**json.loads(path.read_text()))
+        plan = Plan(**load_json(path))
         _check_same(plan, opts, overrides, table_dir)
         plan.overrides = list(overrides)  # runtime keys (workers, threads, logging) may change
         if not opts.epochs and plan.budget_min not in (None, opts.budget_min):
@@ -189,7 +190,7 @@ def make_plan(table: Table, opts: AblateOptions, overrides: list[str], table_dir
         plan.row_config(row.key, table_dir)
     if not opts.epochs:
         share = opts.budget_min * 60.0 * TRAIN_SHARE / len(rows)
-        bar = tqdm(rows, desc=f"ablate {table.name}: timing rows", unit="row")
+        bar = tqdm(rows, desc=f"ablate {table.name}: timing rows", unit="row", disable=not live_bars())
         for row in bar:
             cfg = plan.row_config(row.key, table_dir)
             cfg.log.progress = False
@@ -221,6 +222,18 @@ def _check_same(plan: Plan, opts: AblateOptions, overrides: list[str], table_dir
                 f"ablate: output_dir '{table_dir}' holds a table planned with {key}={saved}, "
                 f"not {value}; continue it with the same settings or choose another output_dir"
             )
+
+
+def load_json(path: Path) -> dict:
+    """A JSON file the table wrote (plan, row results); a corrupt one is one :class:`ConfigError` line."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"ablate: '{path}' cannot be read ({str(err).splitlines()[0]}); "
+                          "delete it to redo that part of the table") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"ablate: '{path}' is not a JSON object; delete it to redo that part of the table")
+    return data
 
 
 def get_table(name: str) -> Table:

@@ -23,9 +23,10 @@ from latentmim.ablate.evaluate import (
     evaluate_row,
     segmentation_miou,
 )
-from latentmim.ablate.plan import AblateOptions, Plan, get_table, make_plan, run_name
+from latentmim.ablate.plan import AblateOptions, Plan, get_table, load_json, make_plan, run_name
 from latentmim.ablate.report import markdown_table, plot_nn_against_time
 from latentmim.ablate.tables import Table, rows_of
+from latentmim.engine.progress import live_bars
 
 ROW_RESULT = "ablate.json"
 REFERENCE = "random_init.json"  # the untrained encoder, measured once per table
@@ -43,7 +44,7 @@ def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images
     run_dir = table_dir / run_name(key, seed)
     done = run_dir / ROW_RESULT
     if done.exists():
-        return json.loads(done.read_text())
+        return load_json(done)
     cfg = plan.row_config(key, table_dir, seed)
     status = "finished"
     if not (run_dir / "results.json").exists():
@@ -103,7 +104,7 @@ def write_report(table: Table, plan: Plan, results: dict[str, dict[str, Any]], t
 def _reference(path: Path, measure: Any) -> dict[str, Any]:
     if not path.exists():
         path.write_text(json.dumps({"status": "reference", **measure()}))
-    return json.loads(path.read_text())
+    return load_json(path)
 
 
 def run_table(name: str, opts: AblateOptions, overrides: list[str]) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def run_table(name: str, opts: AblateOptions, overrides: list[str]) -> dict[str,
     # Runs already finished in an earlier call also go into the report.
     runs: dict[str, list[dict[str, Any]]] = {}
     for key in plan.rows:
-        found = [json.loads((table_dir / run_name(key, s) / ROW_RESULT).read_text()) for s in range(seeds)
+        found = [load_json(table_dir / run_name(key, s) / ROW_RESULT) for s in range(seeds)
                  if (table_dir / run_name(key, s) / ROW_RESULT).exists()]
         if found:
             runs[key] = found
@@ -139,9 +140,12 @@ def run_table(name: str, opts: AblateOptions, overrides: list[str]) -> dict[str,
     # Seed-major order: every row's first seed before any second seed, so a cut-short table
     # already compares all rows.
     jobs = [(s, k) for s in range(seeds) for k in keys]
-    bar = tqdm(jobs, desc=f"ablate {table.name} ({plan.epochs} epochs/row, {seeds} seed(s))", unit="run")
-    for seed, key in bar:
+    bar = tqdm(jobs, desc=f"ablate {table.name} ({plan.epochs} epochs/row, {seeds} seed(s))", unit="run",
+               disable=not live_bars())
+    for i, (seed, key) in enumerate(bar):
         bar.set_postfix(row=key, seed=seed)
+        if bar.disable:
+            print(f"ablate {table.name}: run {i + 1}/{len(jobs)}: row {key}, seed {seed}", flush=True)
         result = run_row(plan, key, table_dir, seed, opts.segment_images)
         if result.get("status") == "interrupted":
             results[key] = {**results.get(key, {}), "status": "interrupted"}

@@ -95,6 +95,9 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "demo") -> 
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(obj, PretrainConfig)
+    if obj.env.ngpu == 0:  # the authors' launcher's way to say "no GPU": one process on CPU
+        obj.env.ngpu = 1
+        obj.env.device = "cpu" if obj.env.device == "auto" else obj.env.device
     validate(obj)
     return obj
 
@@ -137,6 +140,16 @@ def validate(cfg: PretrainConfig) -> None:
     _positive("train_images", cfg.train_images)
     if cfg.lr is not None:
         _positive("lr", cfg.lr)
+    _positive("log.print_freq", cfg.log.print_freq)
+    for key in ("nn_train_images", "nn_val_images"):
+        value = getattr(cfg, key)
+        if value is not None and value < (2 if key == "nn_val_images" else 1):
+            raise ConfigError(f"config key '{key}': must be >= {2 if key == 'nn_val_images' else 1} "
+                              f"(leave-one-out 1-NN needs two val images), got {value}")
+    if cfg.clip_grad is not None:
+        _positive("clip_grad", cfg.clip_grad)
+    if not cfg.job_name or cfg.job_name in (".", "..") or "/" in cfg.job_name or "\\" in cfg.job_name:
+        raise ConfigError(f"config key 'job_name': {cfg.job_name!r} must be a plain folder name (no '/', not empty)")
 
     if cfg.input_size is not None and cfg.input_size != cfg.train_size:
         raise ConfigError(
@@ -233,13 +246,27 @@ def to_yaml(cfg: PretrainConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
+def _literal(node: object) -> object:
+    """A copy of a plain container with every ``${`` escaped (OmegaConf reads ``\\${`` as text)."""
+    if isinstance(node, dict):
+        return {k: _literal(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_literal(v) for v in node]
+    if isinstance(node, str):
+        return node.replace("${", "\\${")
+    return node
+
+
 def config_from_checkpoint(saved: dict, overrides: Sequence[str] = ()) -> PretrainConfig:
     """Rebuild the configuration stored in a checkpoint, with ``key=value`` overrides on top."""
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(PretrainConfig), saved, OmegaConf.from_dotlist(list(overrides)))
+        # A checkpoint is data, not configuration code: its strings are taken literally, so a
+        # crafted "${oc.env:SECRET}" is never resolved (escaped, it stays that text).
+        cfg = OmegaConf.merge(OmegaConf.structured(PretrainConfig), _literal(saved),
+                              OmegaConf.from_dotlist(list(overrides)))
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
         raise ConfigError(_hydra_message(err)) from None

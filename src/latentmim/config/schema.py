@@ -174,6 +174,7 @@ class PretrainConfig:
     output_dir: str = "./outputs"  # runs go to output_dir/job_name
     job_name: str = "lmim"  # the run folder's name under output_dir
     resume: bool = False  # continue the run in output_dir/job_name from checkpoint_latest.pth
+    resume_allow: list[str] = field(default_factory=list)  # keys allowed to differ from the resumed run's config
     init_from: str | None = None  # start from these weights (latentmim, Latent MIM authors' or MAE file); resume wins
     eval_freq: int = 10  # epochs between NN monitor runs (and always at the end)
     save_freq: int = 50  # epochs between kept checkpoints (checkpoint_latest is always kept)

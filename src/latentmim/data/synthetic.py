@@ -229,6 +229,7 @@ class SyntheticShapes(Dataset):
         self.num_images = int(num_images)
         self.image_size = int(image_size)
         self.seed = int(seed)
+        self._cache: dict[int, tuple[np.ndarray, int]] = {}
 
     def __len__(self) -> int:
         return self.num_images
@@ -259,5 +260,12 @@ class SyntheticShapes(Dataset):
         return self.scene(index).mask
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        s = self.scene(index)
-        return Image.fromarray(s.image), s.label
+        # Rendering costs ~1-2 ms per image, as much as a small ViT's training step on it: keep
+        # each rendered image (items are pure functions of their index, so this changes nothing).
+        # The cache lives in the process that renders (with loader workers, each worker's own).
+        index = self._check_index(index)
+        hit = self._cache.get(index)
+        if hit is None:
+            s = self.scene(index)
+            hit = self._cache[index] = (s.image, s.label)
+        return Image.fromarray(hit[0]), hit[1]

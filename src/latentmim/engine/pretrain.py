@@ -41,6 +41,8 @@ from latentmim.engine.grad_check import gradient_norm
 from latentmim.engine.optim import build_adamw, set_lr
 from latentmim.engine.parallel import ParallelModel
 from latentmim.engine.precision import autocast, grad_scaler, resolve_device
+from latentmim.engine.progress import live_bars, plain_line
+from latentmim.engine.resume_check import check_resume
 from latentmim.engine.run_lock import RunLock
 from latentmim.engine.run_logger import RunLogger, build_run_logger
 from latentmim.engine.schedules import cosine_decay, effective_lr, lr_at
@@ -170,6 +172,8 @@ class Pretrainer:
 
     def load(self, path: Path) -> None:
         ckpt = load_checkpoint(path, self.device)
+        if "config" in ckpt:  # the run being resumed must be this run (or the user says which keys changed)
+            check_resume(ckpt["config"], self.cfg, self.run_dir, ckpt.get("world_size"), self.dist.world_size)
         try:
             self.parallel.load_model_state_dict(ckpt["model"])
             self.parallel.load_optimizer_state_dict(self.optimizer, ckpt["optimizer"])
@@ -286,8 +290,8 @@ class Pretrainer:
         if cfg.resume and latest.exists():
             self.load(latest)
             self._say(f"resumed from {latest} at epoch {self.progress.epoch}, batch {self.progress.batch}")
-        if self.main:
-            write_text_atomic(self.run_dir / "config.yaml", to_yaml(cfg))
+        if self.main and not (cfg.resume and (self.run_dir / "config.yaml").exists()):
+            write_text_atomic(self.run_dir / "config.yaml", to_yaml(cfg))  # the config the run started with
         logger = build_run_logger(self.run_dir, self.global_batch // cfg.accum_iter, cfg.log.tensorboard,
                                   self.main, wandb_options(cfg))
         if cfg.baselines and not self.progress.baselines:
@@ -320,7 +324,8 @@ class Pretrainer:
         d.sampler.set_epoch(p.epoch)
         d.sampler.set_start(p.batch * cfg.batch_size)
         bar = tqdm(total=self.batches_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
-                   disable=not (cfg.log.progress and self.main), unit="batch", dynamic_ncols=True)
+                   disable=not live_bars(cfg.log.progress and self.main), unit="batch", dynamic_ncols=True)
+        plain = cfg.log.progress and self.main and bar.disable  # a log file, not a terminal: plain lines
         t0, images = time.time(), 0
         for imgs, labels, ok in d.loader:
             if p.batch >= self.batches_per_epoch:
@@ -343,6 +348,10 @@ class Pretrainer:
                 sims = {f"s_{k[8:]}": f"{rec[k]:.2f}" for k in ("avg_sim_pred", "avg_sim_vis", "avg_sim_trg") if k in rec}
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", **sims,
                                 img_s=f"{rec['img_per_s']:.1f}")
+                if plain:
+                    left = (cfg.epochs - p.epoch) * self.batches_per_epoch - p.batch  # micro-batches to go
+                    eta = left * cfg.batch_size * self.dist.world_size / max(rec["img_per_s"], 1e-9)
+                    print(plain_line(p.epoch + 1, cfg.epochs, p.batch, self.batches_per_epoch, rec, eta), flush=True)
             bar.update(1)
             if at_boundary and self.guard is not None and self._collapse_check(opt_step, out):
                 self.save()

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from latentmim.engine.progress import live_bars
+
 __all__ = [
     "extract_features",
     "l2_normalize",
@@ -262,7 +264,7 @@ def extract_features(
     """
     feature_batches: list[Tensor] = []
     label_batches: list[Tensor] = []
-    for batch in tqdm(loader, desc=desc, disable=not progress):
+    for batch in tqdm(loader, desc=desc, disable=not live_bars(progress)):
         images, labels = batch[0], batch[1]
         images = images.to(device, non_blocking=True)
         feats = encode(images)

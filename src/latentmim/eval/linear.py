@@ -28,7 +28,7 @@ from latentmim.eval.data import build_eval_splits, make_loader
 from latentmim.eval.encoders import INIT_PREFIX
 from latentmim.eval.feature_sources import AugmentedFeatures, CachedFeatures
 from latentmim.eval.features import encode_images, extract_encoder_features
-from latentmim.eval.lars import LARS
+from latentmim.eval.lars import build_lars
 from latentmim.eval.linear_head import LinearProbeHead
 from latentmim.eval.report import markdown_table, write_results
 from latentmim.eval.session import start_session
@@ -65,8 +65,8 @@ class LinearProbe(SupervisedLoop):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.head = LinearProbeHead(val_x.shape[1], num_classes).to(self.device)
-        self.optimizer = LARS(self.head.parameters(), lr=lr, weight_decay=weight_decay,
-                              momentum=momentum, trust_coefficient=trust_coefficient)
+        self.optimizer = build_lars(self.head.parameters(), lr=lr, weight_decay=weight_decay,
+                                    momentum=momentum, trust_coefficient=trust_coefficient)
         self.lr, self.min_lr, self.warmup_epochs = lr, min_lr, warmup_epochs
 
     @property

@@ -32,6 +32,7 @@ from latentmim.config.eval_schema import EvalCommon
 from latentmim.data.errors import DataError
 from latentmim.data.synthetic import SyntheticShapes
 from latentmim.engine.precision import resolve_device
+from latentmim.engine.progress import live_bars
 from latentmim.eval.data import channel_stats, load_split, resolve_data
 from latentmim.eval.dense_features import (
     DENSE_FEATURES,
@@ -191,7 +192,7 @@ def segment_images(
     clusters = list(clusters)
     primary = next(iter(feature_fns))
     records = []
-    for s in tqdm(samples, desc="segment", unit="img", disable=not progress):
+    for s in tqdm(samples, desc="segment", unit="img", disable=not live_bars(progress)):
         x = image_to_tensor(s.image, mean, std).to(device)  # (1, C, H, W)
         size = (x.shape[-2], x.shape[-1])
         grid = (size[0] // patch_size, size[1] // patch_size)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from latentmim.config.errors import ConfigError  # noqa: E402
 from latentmim.engine.checkpoint import load_checkpoint, save_atomic  # noqa: E402
 from latentmim.engine.logger import MetricsLogger  # noqa: E402
+from latentmim.engine.progress import live_bars
 
 LATEST = "checkpoint_latest.pth"
 
@@ -151,7 +152,7 @@ class SupervisedLoop(ABC):
         start_time, images = time.time(), 0
         while self.epoch < self.epochs:
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch, unit="step", dynamic_ncols=True,
-                       desc=f"{self.desc} epoch {self.epoch + 1}/{self.epochs}", disable=not self.progress)
+                       desc=f"{self.desc} epoch {self.epoch + 1}/{self.epochs}", disable=not live_bars(self.progress))
             for batch in self.epoch_batches(self.epoch, self.batch):
                 step = self.step
                 out = self.train_step(batch, step, step / self.steps_per_epoch)

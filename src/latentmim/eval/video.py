@@ -34,6 +34,7 @@ from latentmim.config.eval_schema import EvalCommon
 from latentmim.data.errors import DataError
 from latentmim.data.synthetic_video import SyntheticVideos
 from latentmim.engine.precision import resolve_device
+from latentmim.engine.progress import live_bars
 from latentmim.eval.davis import (
     DavisSequence,
     list_sequences,
@@ -234,7 +235,7 @@ def evaluate_sequences(
     per_object: dict[str, dict[str, dict]] = {s: {} for s in [*feature_fns, STATIC]}
     records = []
     total = sum(len(s.frames) for s in sequences) * len(feature_fns)
-    with tqdm(total=total, desc="video", unit="frame", disable=not progress) as bar:
+    with tqdm(total=total, desc="video", unit="frame", disable=not live_bars(progress)) as bar:
         for seq in sequences:
             frames, gt, palette = load_sequence(seq)
             obj_ids = [int(i) for i in np.unique(gt[0]) if i not in (0, VOID)]

@@ -71,11 +71,9 @@ def load_encoder(path: str | Path, overrides: Sequence[str] = (), num_heads: int
             raise ConfigError(f"'{path}' is a folder without {CONFIG} and {WEIGHTS} (a latentmim export)")
         encoder = _from_export(path)
     elif path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from latentmim.interop.formats import read_checkpoint
 
-        if not path.is_file():
-            raise ConfigError(f"checkpoint '{path}' does not exist")
-        state = load_file(str(path))
+        state = read_checkpoint(path)  # a missing or corrupt file is one ConfigError line
         heads = num_heads or _run_heads(path)
         encoder = _loaded(arch_from_timm_state(state, str(path), heads).build(), state, path)
     else:

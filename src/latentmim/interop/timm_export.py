@@ -17,6 +17,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from latentmim.config.errors import ConfigError
 from latentmim.interop.arch import PRESET_BY_WIDTH, EncoderArch
 from latentmim.interop.importer import arch_of
 from latentmim.models.vit import ViTEncoder
@@ -104,4 +105,11 @@ def read_export(folder: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    return json.loads((folder / CONFIG).read_text()), load_file(str(folder / WEIGHTS))
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"export '{folder / CONFIG}' cannot be read: {str(err).splitlines()[0]}") from None
+    try:
+        return config, load_file(str(folder / WEIGHTS))
+    except Exception as err:  # safetensors raises its own error type for a corrupt header
+        raise ConfigError(f"export '{folder / WEIGHTS}' cannot be read: {str(err).splitlines()[0]}") from None
