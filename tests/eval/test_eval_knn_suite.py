@@ -17,6 +17,7 @@ from latentmim.data.registry import build_dataset
 from latentmim.data.transforms import eval_transform
 from latentmim.eval.encoders import load_any_encoder
 from latentmim.eval.features import encode_images
+from latentmim.eval.knn import weighted_knn_predict
 from latentmim.eval.knn_suite import knn_protocols, run_knn_eval
 
 
@@ -39,6 +40,8 @@ def test_hand_built_bank_exact_predictions() -> None:
     votes = [sum(math.exp(math.cos(math.radians(140 - a)) / t) for a in angles)
              for angles in ([0, 20], [90], [180, 200])]
     assert max(range(3), key=votes.__getitem__) == 2
+    scores = weighted_knn_predict(bank, bank_y, circle([140]), num_classes=3, k=5, temperature=t)
+    torch.testing.assert_close(scores[0].double(), torch.tensor(votes, dtype=torch.float64), rtol=1e-4, atol=0)
     # LOO within the queries (angles to the others): 5 -> 80 (75 deg); 80 -> 140 (60);
     # 190 -> 140 (50); 140 -> 190 (50, vs 60 to 80). Labels of those: 1, 1, 1, 2.
     assert out.predictions["loo"].tolist() == [1, 1, 1, 2]

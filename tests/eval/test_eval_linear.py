@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from latentmim.config.eval_load import parse_eval_config
+from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import LinearEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.transforms import eval_transform, train_transform
@@ -168,5 +169,5 @@ def test_linear_suite_runs_and_writes_results(untrained_checkpoint: Path, tmp_pa
     assert results["num_train"] == 48 and results["num_val"] == 24
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "head.pth").is_file()
     assert (tmp_path / "features_train.pt").exists() == (mode == "cached")
-    with pytest.raises(Exception, match="resume=True"):
+    with pytest.raises(ConfigError, match="resume=True"):
         run_linear_eval(parse_eval_config(LinearEvalConfig, args))  # never overwrite a finished run

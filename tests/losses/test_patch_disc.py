@@ -63,7 +63,16 @@ def test_regression_losses_by_hand():
     # norm_l2 standardises targets per token: [0,0] -> [0,0]; [0,3] -> [-1,1]
     expected = ((1 - 0) ** 2 + (2 - 0) ** 2 + (0 + 1) ** 2 + (0 - 1) ** 2) / 4
     assert abs(regression_loss(pred, target, "norm_l2").item() - expected) < 1e-4
-    assert build_latent_loss("infonce_patches", tau=0.2) is not None
+    # the built losses are the reference functions, with tau / huber_delta forwarded
+    g = torch.Generator().manual_seed(0)
+    p, t = torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g)
+    for tau in (0.1, 0.5):
+        assert torch.equal(build_latent_loss("infonce_patches", tau=tau)(p, t), patch_disc_loss(p, t, tau=tau))
+    assert build_latent_loss("infonce_patches", tau=0.1)(p, t) != build_latent_loss("infonce_patches", tau=0.5)(p, t)
+    for kind in ("mse", "l1", "huber", "norm_l2"):
+        assert torch.equal(build_latent_loss(kind, huber_delta=0.3)(p, t), regression_loss(p, t, kind, huber_delta=0.3))
+    # huber_delta=2 by hand (d = 1, 2, 0, -3): d^2/2 for |d| <= 2, else 2 * (|d| - 1)
+    assert build_latent_loss("huber", huber_delta=2.0)(pred, target).item() == (0.5 + 2.0 + 0 + 4.0) / 4
 
 
 def test_avg_similarity_matches_pairwise_mean():

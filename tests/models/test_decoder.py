@@ -50,3 +50,46 @@ def test_projector_layout():
     assert kinds == ["Linear", "LayerNorm", "GELU", "Linear", "LayerNorm", "GELU", "Linear", "LayerNorm"]
     assert all(m.bias is None for m in p.mlp if isinstance(m, torch.nn.Linear))
     assert p(torch.randn(2, 3, 8)).shape == (2, 3, 8)
+
+
+def test_visual_cue_queries_match_a_per_query_loop():
+    torch.manual_seed(0)
+    dec = CrossAttentionDecoder(in_dim=8, out_dim=8, grid_size=4, embed_dim=16, depth=1, num_heads=2, visual_cues=True)
+    with torch.no_grad():
+        dec.mask_token.normal_()
+    vis_emb = torch.randn(2, 3, 16)
+    vis_ids, trg_ids = torch.tensor([[0, 5, 10], [3, 7, 15]]), torch.tensor([[1, 2], [0, 12]])
+    got = dec.queries(vis_emb, vis_ids, trg_ids)
+    table = dec.pos_embed[1:]
+    for b in range(2):
+        for t in range(2):
+            pq = table[trg_ids[b, t]]
+            logits = torch.stack([pq @ table[vis_ids[b, v]] / 16**0.5 for v in range(3)])
+            w = torch.exp(logits) / torch.exp(logits).sum()
+            cue = sum(w[v] * vis_emb[b, v] for v in range(3))
+            torch.testing.assert_close(got[b, t], dec.mask_token[0, 0] + cue + pq, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_attention_matches_a_per_query_per_head_loop():
+    from latentmim.models.attention import CrossAttention
+
+    torch.manual_seed(1)
+    att = CrossAttention(8, 2)
+    x, ctx = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+    got = att(x, ctx)
+    wq, bq = att.q.weight, att.q.bias
+    wk, bk = att.kv.weight[:8], att.kv.bias[:8]
+    wv, bv = att.kv.weight[8:], att.kv.bias[8:]
+    for b in range(2):
+        for i in range(3):
+            heads = []
+            for h in range(2):
+                sl = slice(4 * h, 4 * h + 4)
+                q = x[b, i] @ wq[sl].T + bq[sl]
+                ks = [ctx[b, j] @ wk[sl].T + bk[sl] for j in range(5)]
+                vs = [ctx[b, j] @ wv[sl].T + bv[sl] for j in range(5)]
+                s = torch.stack([q @ k / 2.0 for k in ks])  # sqrt(head dim 4)
+                a = torch.exp(s - s.max()) / torch.exp(s - s.max()).sum()
+                heads.append(sum(a[j] * vs[j] for j in range(5)))
+            ref = torch.cat(heads) @ att.proj.weight.T + att.proj.bias
+            torch.testing.assert_close(got[b, i], ref, rtol=1e-5, atol=1e-6)

@@ -16,6 +16,7 @@ from typing import TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from latentmim.config.describe import all_keys
 from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import (
     AllEvalConfig,
@@ -35,19 +36,6 @@ LINEAR_MODES = ("augment", "cached")
 SUITES = ("auto", "knn", "linear", "finetune", "fewshot", "segment", "video")
 
 
-def _keys(cls: type, prefix: str = "") -> list[str]:
-    """Every dotted key of a dataclass schema (for "did you mean" hints)."""
-    out = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
-            out += _keys(kind, f"{prefix}{f.name}.")  # type: ignore[arg-type]
-        else:
-            out.append(f"{prefix}{f.name}")
-    return out
-
-
 def _list_keys(cls: type, prefix: str = "") -> set[str]:
     """Dotted keys whose type is a list (they accept ``a,b,c`` on the command line)."""
     out: set[str] = set()
@@ -65,7 +53,7 @@ def _message(err: OmegaConfBaseException, cls: type, prefix: str = "") -> str:
     first = str(err).strip().splitlines()[0]
     key = getattr(err, "full_key", None)
     if key and re.search(r"Key '[^']+' (is )?not in", str(err)):
-        close = difflib.get_close_matches(str(key), _keys(cls), n=1)
+        close = difflib.get_close_matches(str(key), all_keys(cls), n=1)
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
         return f"unknown config key '{prefix}{key}'{hint}"
     return f"config key '{prefix}{key}': {first}" if key else first
