@@ -12,8 +12,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from latentmim.config.eval_load import parse_eval_config
 from latentmim.config.errors import ConfigError
+from latentmim.config.eval_load import parse_eval_config
 from latentmim.config.eval_schema import LinearEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.transforms import eval_transform, train_transform
