@@ -13,7 +13,6 @@ import torch
 
 from latentmim.config.load import compose_config
 from latentmim.engine.checkpoint import load_checkpoint
-from latentmim.engine.pretrain import pretrain
 
 HERE = Path(__file__).parent
 # 40 epochs of 6 steps, a checkpoint after every step, the NN monitor only at the end
@@ -30,8 +29,9 @@ def _state(run: Path):
 
 @pytest.mark.slow
 def test_twenty_random_sigkills_then_resume_equals_the_uninterrupted_run(tiny, tmp_path):
+    # the reference runs as a process like the killed ones (same threads, same environment)
+    assert subprocess.run(_cli(*tiny, *LONG, "job_name=ref"), capture_output=True).returncode == 0
     ref = compose_config([*tiny, *LONG, "job_name=ref"])
-    pretrain(ref)
     run = tmp_path / "killed"
     args = [*tiny, *LONG, "job_name=killed", "resume=True"]
     rng = random.Random(0)

@@ -73,7 +73,7 @@ def test_resume_with_changed_settings_is_refused_unless_allowed(tiny, tmp_path, 
     latest = (run / "checkpoint_latest.pth").read_bytes()
     assert main(["pretrain", *base, "resume=True", "batch_size=4", "lr=2e-3"]) == 2
     err = capsys.readouterr().err
-    assert "batch_size 8 -> 4" in err and "lr 0.001 -> 0.002" in err and "resume_allow=[batch_size,lr]" in err
+    assert "batch_size '8 x 1 processes' -> '4 x 1 processes'" in err and "lr 0.001 -> 0.002" in err and "resume_allow=[batch_size,lr]" in err
     assert len(err.strip().splitlines()) == 1
     assert (run / "checkpoint_latest.pth").read_bytes() == latest  # nothing was touched
     # runtime keys may change freely; an allowed change is logged and config.yaml keeps the original

@@ -19,11 +19,13 @@ from omegaconf import OmegaConf
 from latentmim.config.errors import ConfigError
 from latentmim.config.schema import PretrainConfig
 
-# Dotted prefixes of keys that never change what a run computes.
+# Dotted prefixes of keys that never change what a run computes. The process layout (batch_size
+# per process, env.ngpu, env.world_size) is compared through the global micro-batch instead.
 RUNTIME_KEYS = ("resume", "resume_allow", "env.workers", "env.threads", "env.device", "env.slurm", "env.cluster",
+                "env.fsdp", "env.distributed", "env.backend", "env.ngpu", "env.world_size", "batch_size",
                 "env.slurm_", "env.mem_gb", "env.nodelist", "env.exclude", "log.", "eval_freq", "save_freq",
                 "ckpt_steps", "nn_train_images", "nn_val_images", "knn_k", "knn_t", "baselines", "collapse.",
-                "output_dir", "init_from")
+                "output_dir", "job_name", "init_from")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -41,8 +43,11 @@ def config_differences(saved: dict[str, Any], cfg: PretrainConfig, saved_world: 
     old, new = _flat(saved), _flat(OmegaConf.to_container(OmegaConf.structured(cfg)))
     diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k) and not k.startswith(RUNTIME_KEYS)}
-    if saved_world is not None and saved_world != world:
-        diff["world_size"] = (saved_world, world)  # processes: the global batch and the data shards
+    # The data offset and the lr follow the global micro-batch (per-process batch x processes).
+    old_global = int(saved.get("batch_size", cfg.batch_size)) * (saved_world or 1)
+    if old_global != cfg.batch_size * world:
+        diff["batch_size"] = (f"{saved.get('batch_size')} x {saved_world or 1} processes",
+                              f"{cfg.batch_size} x {world} processes")
     return diff
 
 
@@ -54,7 +59,7 @@ def check_resume(saved: dict[str, Any], cfg: PretrainConfig, run_dir: Path, save
         ConfigError: one line naming every differing key, old -> new.
     """
     diff = config_differences(saved, cfg, saved_world, world)
-    refused = {k: v for k, v in diff.items() if k not in cfg.resume_allow}
+    refused = {k: v for k, v in sorted(diff.items()) if k not in cfg.resume_allow}
     if refused:
         shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in refused.items())
         raise ConfigError(f"resume: the run in '{run_dir}' was started with other settings: {shown}; "
