@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ class Group:
 def type_name(kind: Any) -> str:
     """A short, readable name of an annotation: ``int | None`` -> ``int or null``."""
     args = typing.get_args(kind)
-    if typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
         names = [type_name(a) for a in args if a is not type(None)]
         return " or ".join(names) + (" or null" if type(None) in args else "")
     if typing.get_origin(kind) is list:

@@ -245,11 +245,13 @@ class Pretrainer:
                 )
             self.scaler.scale(loss / cfg.accum_iter).backward()
         if last_micro:
+            norm = None  # the total gradient norm, computed once (clipping returns it)
             if cfg.clip_grad:
                 self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad))
             if not self.scaler.is_enabled():  # fp16's scaler skips such steps itself
-                norm = gradient_norm(model.parameters())  # DDP: already all-reduced, equal on every rank
+                if norm is None:
+                    norm = gradient_norm(model.parameters())  # DDP: already all-reduced, equal on every rank
                 if not math.isfinite(norm):
                     raise NonFiniteLoss(
                         f"non-finite gradients (norm {norm}) at epoch {self.progress.epoch} step {step}, loss "

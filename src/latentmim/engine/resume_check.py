@@ -23,7 +23,7 @@ from latentmim.config.schema import PretrainConfig
 # per process, env.ngpu, env.world_size) is compared through the global micro-batch instead.
 RUNTIME_KEYS = ("resume", "resume_allow", "env.workers", "env.threads", "env.device", "env.slurm", "env.cluster",
                 "env.fsdp", "env.distributed", "env.backend", "env.ngpu", "env.world_size", "batch_size",
-                "env.slurm_", "env.mem_gb", "env.nodelist", "env.exclude", "log.", "eval_freq", "save_freq",
+                "env.mem_gb", "env.nodelist", "env.exclude", "log.", "eval_freq", "save_freq",
                 "ckpt_steps", "nn_train_images", "nn_val_images", "knn_k", "knn_t", "baselines", "collapse.",
                 "output_dir", "job_name", "init_from")
 

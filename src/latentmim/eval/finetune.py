@@ -123,10 +123,13 @@ class FineTuner(SupervisedLoop):
             raise NonFiniteLoss(f"non-finite fine-tuning loss ({loss_value}) at step {step}; the last "
                                 f"checkpoint in {self.out_dir} is intact (try a lower lr or precision=fp32)")
         if (step + 1) % self.accum_iter == 0:
+            norm = None  # computed once: clipping returns it
             if self.clip_grad:
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
-            if not self.scaler.is_enabled() and not math.isfinite(norm := gradient_norm(self.model.parameters())):
+                norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad))
+            if norm is None and not self.scaler.is_enabled():
+                norm = gradient_norm(self.model.parameters())
+            if norm is not None and not self.scaler.is_enabled() and not math.isfinite(norm):
                 raise NonFiniteLoss(f"non-finite fine-tuning gradients (norm {norm}) at step {step}; the step was "
                                     f"not applied and the last checkpoint in {self.out_dir} is intact")
             self.scaler.step(self.optimizer)
