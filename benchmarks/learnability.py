@@ -54,6 +54,11 @@ def main(argv: list[str]) -> dict:
     ntr, minutes, bs, lr = int(args.get("ntr", 20000)), float(args.get("min", 3)), int(args.get("bs", 128)), float(args.get("lr", 1e-3))
     torch.set_num_threads(int(args.get("threads", 2)))
     torch.manual_seed(0)
+    # Generator knobs for re-tuning the benchmark (module constants of latentmim.data.synthetic).
+    if "radius" in args:  # main object's circumradius range, fraction of the side: "0.25,0.4"
+        synthetic._MAIN_RADIUS = tuple(float(v) for v in args["radius"].split(","))
+    if "bg" in args:  # background texture contrast (1 = full, 0 = flat)
+        synthetic._BG_CONTRAST = float(args["bg"])
     if args.get("distractors", "2") == "0":  # keep only the main object of each layout
         layout = synthetic._sample_layout
         synthetic._sample_layout = lambda rng, n: _main_only(layout, rng, n)
