@@ -16,10 +16,10 @@ import argparse
 
 import torch
 
+from latentmim.engine.features import encode_images
+from latentmim.engine.knn import loo_1nn_predict, weighted_knn_predict
 from latentmim.engine.precision import autocast
 from latentmim.engine.timing import median_seconds
-from latentmim.eval.features import encode_images
-from latentmim.eval.knn import loo_1nn_predict, weighted_knn_predict
 from latentmim.models.vit import build_encoder
 
 MODELS = {  # name -> (preset, grid, patch, width override, depth override, heads override)

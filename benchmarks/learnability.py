@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import latentmim.data.synthetic as synthetic
-from latentmim.eval.knn import weighted_knn_accuracy
+from latentmim.engine.knn import weighted_knn_accuracy
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.models.vit import ViTEncoder
 

@@ -33,7 +33,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_two_checkpoints_one_report(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    suites = "knn,fewshot" + (",segment" if importlib.util.find_spec("latentmim.eval.segment") else "")
+    suites = "knn,fewshot" + (",segment" if importlib.util.find_spec("latentmim.eval.dense.segment") else "")
     out = tmp_path / "report"
     argv = ["eval", "all", f"checkpoint={ckpt},init:{ckpt}", f"suites={suites}", "knn.k=5", "fewshot.shots=1,2",
             "fewshot.seeds=1,2", "workers=0", "progress=false", f"output_dir={out}"]

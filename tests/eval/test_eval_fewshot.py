@@ -14,8 +14,8 @@ from latentmim.config.eval_load import parse_eval_config
 from latentmim.config.eval_schema import FewshotEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.errors import DataError
-from latentmim.eval.fewshot import fit_and_score, run_fewshot_eval, sample_shots
-from latentmim.eval.fewshot_data import load_fewshot_data, per_class_split
+from latentmim.eval.fewshot.data import load_fewshot_data, per_class_split
+from latentmim.eval.fewshot.suite import fit_and_score, run_fewshot_eval, sample_shots
 
 
 def test_exactly_k_per_class_and_seeds_differ() -> None:

@@ -18,10 +18,10 @@ from latentmim.config.eval_schema import FinetuneEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.registry import build_dataset
 from latentmim.data.transforms import eval_transform
-from latentmim.eval.finetune import run_finetune_eval
-from latentmim.eval.finetune_parts import build_optimizer, finetune_transform
-from latentmim.eval.timm_classifier import classifier_from_encoder, load_timm_checkpoint
-from latentmim.eval.token_drop_vit import TokenDropViT, drop_redundant_tokens
+from latentmim.eval.finetune.parts import build_optimizer, finetune_transform
+from latentmim.eval.finetune.suite import run_finetune_eval
+from latentmim.eval.finetune.timm_classifier import classifier_from_encoder, load_timm_checkpoint
+from latentmim.eval.finetune.token_drop_vit import TokenDropViT, drop_redundant_tokens
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.models.vit import ViTEncoder
 

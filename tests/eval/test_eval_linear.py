@@ -18,10 +18,10 @@ from latentmim.config.eval_schema import LinearEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.transforms import eval_transform, train_transform
 from latentmim.engine.checkpoint import load_checkpoint
-from latentmim.eval.feature_sources import AugmentedFeatures, CachedFeatures
-from latentmim.eval.lars import build_lars
-from latentmim.eval.linear import LinearProbe, run_linear_eval
-from latentmim.eval.linear_head import LinearProbeHead
+from latentmim.eval.linear.feature_sources import AugmentedFeatures, CachedFeatures
+from latentmim.eval.linear.head import LinearProbeHead
+from latentmim.eval.linear.lars import build_lars
+from latentmim.eval.linear.suite import LinearProbe, run_linear_eval
 
 
 @pytest.mark.parametrize("wd", [0.0, 0.1])

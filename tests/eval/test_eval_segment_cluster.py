@@ -7,7 +7,7 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from latentmim.eval.segment_cluster import (
+from latentmim.eval.dense.segment_cluster import (
     hierarchical_cuts,
     hungarian_miou,
     iou_matrix,

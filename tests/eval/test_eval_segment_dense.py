@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from latentmim.config.errors import ConfigError
-from latentmim.eval.dense_features import (
+from latentmim.eval.dense.features import (
     dense_tokens,
     encoder_features,
     patch_aligned_size,

@@ -11,7 +11,7 @@ from latentmim.cli.main import main
 from latentmim.config.load import compose_config
 from latentmim.data.synthetic import SyntheticShapes
 from latentmim.engine.pretrain import pretrain
-from latentmim.eval.segment import run_segment_eval
+from latentmim.eval.dense.segment import run_segment_eval
 
 
 @pytest.fixture(scope="module")

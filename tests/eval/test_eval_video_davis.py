@@ -6,7 +6,7 @@ from PIL import Image
 
 from latentmim.data.errors import DataError
 from latentmim.data.synthetic_video import SyntheticVideos
-from latentmim.eval.davis import (
+from latentmim.eval.dense.davis import (
     list_sequences,
     read_annotation,
     read_frame,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from latentmim.eval.vos_metrics import (
+from latentmim.eval.dense.vos_metrics import (
     boundary_map,
     boundary_tolerance,
     contour_accuracy,

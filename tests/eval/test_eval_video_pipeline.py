@@ -10,9 +10,9 @@ from conftest import TINY
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config
 from latentmim.engine.pretrain import pretrain
-from latentmim.eval.davis import read_annotation, voc_palette
-from latentmim.eval.video import run_video_eval
-from latentmim.eval.vos_metrics import sequence_scores
+from latentmim.eval.dense.davis import read_annotation, voc_palette
+from latentmim.eval.dense.video import run_video_eval
+from latentmim.eval.dense.vos_metrics import sequence_scores
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import latentmim.eval.video_propagation as vp
+import latentmim.eval.dense.video_propagation as vp
 from latentmim.data.synthetic_video import SyntheticVideos
-from latentmim.eval.video import segment_sequence
-from latentmim.eval.video_propagation import (
+from latentmim.eval.dense.video import segment_sequence
+from latentmim.eval.dense.video_propagation import (
     Propagation,
     labels_to_soft,
     neighbourhood,
     propagate_step,
     soft_to_labels,
 )
-from latentmim.eval.vos_metrics import sequence_scores, summarize
+from latentmim.eval.dense.vos_metrics import sequence_scores, summarize
 
 
 def test_neighbourhood_matches_a_loop():

@@ -19,8 +19,9 @@ from latentmim.ablate.logreg_probe import logreg_probe_accuracy
 from latentmim.config.schema import PretrainConfig
 from latentmim.engine.data import PretrainData, build_pretrain_data
 from latentmim.engine.encoder_io import load_encoder_checkpoint
+from latentmim.engine.features import extract_features
+from latentmim.engine.knn import loo_1nn_accuracy, weighted_knn_accuracy
 from latentmim.engine.precision import resolve_device
-from latentmim.eval.knn import extract_features, loo_1nn_accuracy, weighted_knn_accuracy
 from latentmim.losses.similarity import avg_similarity
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.methods.factory import encoder_from_config
@@ -164,7 +165,7 @@ def evaluate_row(cfg: PretrainConfig, run_dir: Path, progress: bool = True) -> d
 
 def evaluate_raw_pixels(cfg: PretrainConfig, progress: bool = True) -> dict[str, float]:
     """NN, k-NN and LP (logreg) of raw normalised pixels: the floor a learned feature must beat."""
-    from latentmim.eval.knn import raw_pixel_features
+    from latentmim.engine.features import raw_pixel_features
 
     device = resolve_device(cfg.env.device)
     data = build_pretrain_data(cfg, device)
@@ -185,7 +186,7 @@ def segmentation_miou(run_dir: Path, num_images: int, progress: bool = False) ->
     Returns:
         ``miou`` (the trained encoder), ``miou_raw_pixels`` and ``miou_random_init``.
     """
-    from latentmim.eval.segment import run_segment_eval
+    from latentmim.eval.dense.segment import run_segment_eval
 
     res = run_segment_eval(checkpoint=str(run_dir / "checkpoint_latest.pth"), num_images=num_images,
                            output_dir=str(run_dir / "eval_segment"), tsne=False, progress=progress, workers=0)

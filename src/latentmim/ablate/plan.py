@@ -136,8 +136,8 @@ def measure_seconds_per_epoch(cfg: PretrainConfig, steps: int) -> float:
     Training is timed on ``steps`` real steps (data loading included) after one warm-up step; the
     monitor from the encoder's speed on two validation batches, scaled to its image count.
     """
+    from latentmim.engine.features import encode_images
     from latentmim.engine.pretrain import Pretrainer  # the engine imports the whole stack
-    from latentmim.eval.features import encode_images
 
     trainer = Pretrainer(cfg)
     batches = iter(trainer.data.loader)

@@ -23,11 +23,11 @@ def parsed_eval_config(suite: str, args: list[str]) -> object:
         args = split_suite_args(list(args))[0]
     cfg = parse_eval_config(eval_schema(suite), args)
     if suite == "segment":
-        from latentmim.eval.segment import validate_segment
+        from latentmim.eval.dense.segment import validate_segment
 
         validate_segment(cfg)  # type: ignore[arg-type]
     if suite == "video":
-        from latentmim.eval.video import validate_video
+        from latentmim.eval.dense.video import validate_video
 
         validate_video(cfg)  # type: ignore[arg-type]
     return cfg

@@ -12,7 +12,7 @@ from latentmim.config.eval_schema import FewshotEvalConfig
 
 
 def run(args: list[str]) -> int:
-    from latentmim.eval.fewshot import run_fewshot_eval
+    from latentmim.eval.fewshot.suite import run_fewshot_eval
     from latentmim.eval.report import print_summary
 
     cfg = parse_eval_config(FewshotEvalConfig, args)

@@ -15,7 +15,7 @@ from latentmim.config.eval_schema import FinetuneEvalConfig
 
 def run(args: list[str]) -> int:
     from latentmim.engine.pretrain import NonFiniteLoss
-    from latentmim.eval.finetune import run_finetune_eval
+    from latentmim.eval.finetune.suite import run_finetune_eval
     from latentmim.eval.report import print_summary
 
     cfg = parse_eval_config(FinetuneEvalConfig, args)

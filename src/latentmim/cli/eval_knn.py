@@ -11,7 +11,7 @@ from latentmim.config.eval_schema import KnnEvalConfig
 
 
 def run(args: list[str]) -> int:
-    from latentmim.eval.knn_suite import run_knn_eval
+    from latentmim.eval.knn.suite import run_knn_eval
     from latentmim.eval.report import print_summary
 
     cfg = parse_eval_config(KnnEvalConfig, args)

@@ -12,7 +12,7 @@ from latentmim.config.eval_schema import LinearEvalConfig
 
 
 def run(args: list[str]) -> int:
-    from latentmim.eval.linear import run_linear_eval
+    from latentmim.eval.linear.suite import run_linear_eval
     from latentmim.eval.report import print_summary
 
     cfg = parse_eval_config(LinearEvalConfig, args)

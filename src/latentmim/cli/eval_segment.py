@@ -1,7 +1,7 @@
 """``latentmim eval segment checkpoint=PATH [key=value ...]``.
 
 Unsupervised segmentation by hierarchical clustering of patch features, with t-SNE figures;
-see :mod:`latentmim.eval.segment`. Keys: the common evaluation keys (``output_dir``,
+see :mod:`latentmim.eval.dense.segment`. Keys: the common evaluation keys (``output_dir``,
 ``dataset``, ``device``, ``seed`` ...) and the fields of
 :class:`~latentmim.eval.segment.SegmentOptions`. Examples::
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from latentmim.config.eval_load import parse_eval_config
-from latentmim.eval.segment import SegmentEvalConfig, run_segment_eval, validate_segment
+from latentmim.eval.dense.segment import SegmentEvalConfig, run_segment_eval, validate_segment
 
 
 def run(args: list[str]) -> int:

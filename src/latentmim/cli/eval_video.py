@@ -1,7 +1,7 @@
 """``latentmim eval video checkpoint=PATH [davis_root=PATH] [key=value ...]``.
 
 Semi-supervised video object segmentation by label propagation, scored with J&F as on
-DAVIS-2017; see :mod:`latentmim.eval.video`. Keys: the common evaluation keys (``output_dir``,
+DAVIS-2017; see :mod:`latentmim.eval.dense.video`. Keys: the common evaluation keys (``output_dir``,
 ``device``, ``seed`` ...) and the fields of :class:`~latentmim.eval.video.VideoOptions`.
 Without ``davis_root`` procedural videos are generated (``dataset=synthetic_video``). Examples::
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from latentmim.config.eval_load import parse_eval_config
-from latentmim.eval.video import VideoEvalConfig, run_video_eval, validate_video
+from latentmim.eval.dense.video import VideoEvalConfig, run_video_eval, validate_video
 
 
 def run(args: list[str]) -> int:

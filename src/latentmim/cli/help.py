@@ -21,8 +21,8 @@ EVAL_SCHEMAS: dict[str, tuple[str, str]] = {
     "linear": ("latentmim.config.eval_schema", "LinearEvalConfig"),
     "finetune": ("latentmim.config.eval_schema", "FinetuneEvalConfig"),
     "fewshot": ("latentmim.config.eval_schema", "FewshotEvalConfig"),
-    "segment": ("latentmim.eval.segment", "SegmentEvalConfig"),
-    "video": ("latentmim.eval.video", "VideoEvalConfig"),
+    "segment": ("latentmim.eval.dense.segment", "SegmentEvalConfig"),
+    "video": ("latentmim.eval.dense.video", "VideoEvalConfig"),
     "all": ("latentmim.config.eval_schema", "AllEvalConfig"),
 }
 

@@ -18,7 +18,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from latentmim.config.describe import all_keys
 from latentmim.config.errors import ConfigError
+from latentmim.config.load import DATASETS
 from latentmim.config.eval_schema import (
+    TRANSFER_DATASETS,
     AllEvalConfig,
     EvalCommon,
     FewshotOptions,
@@ -185,10 +187,8 @@ def _validate_finetune(o: FinetuneOptions, p: str) -> None:
 
 
 def _validate_fewshot(o: FewshotOptions, p: str) -> None:
-    from latentmim.eval.fewshot_data import FEWSHOT_DATASETS
-
     for name in o.datasets:
-        _choice(f"{p}datasets", name, FEWSHOT_DATASETS)
+        _choice(f"{p}datasets", name, (*DATASETS, *TRANSFER_DATASETS))
     if not o.shots:
         raise ConfigError(f"config key '{p}shots': give at least one shot count")
     if not o.seeds:

@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
+# Names of the CoOp transfer datasets that ``eval fewshot`` reads (latentmim.eval.fewshot.data
+# holds their layouts); beside the package's own datasets, the valid ``datasets`` entries.
+TRANSFER_DATASETS: tuple[str, ...] = (
+    "caltech101", "dtd", "flowers102", "oxford_pets", "stanford_cars", "sun397", "ucf101",
+)
+
 
 @dataclass
 class SyntheticEval:

@@ -38,6 +38,7 @@ from latentmim.engine.data import PretrainData, build_pretrain_data
 from latentmim.engine.distributed import init_distributed, mean_over_ranks
 from latentmim.engine.global_batch import rank_views, use_global_batch_drop_path
 from latentmim.engine.grad_check import gradient_norm
+from latentmim.engine.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
 from latentmim.engine.optim import build_adamw, set_lr
 from latentmim.engine.parallel import ParallelModel
 from latentmim.engine.precision import autocast, grad_scaler, resolve_device
@@ -47,7 +48,6 @@ from latentmim.engine.run_lock import RunLock
 from latentmim.engine.run_logger import RunLogger, build_run_logger
 from latentmim.engine.schedules import cosine_decay, effective_lr, lr_at
 from latentmim.engine.wandb_mirror import require_wandb, wandb_options
-from latentmim.eval.monitor import encoder_nn_scores, raw_pixel_nn_scores
 from latentmim.interop.importer import init_weights
 from latentmim.masking.views import num_visible, sample_views
 from latentmim.methods.ema import ema_momentum

@@ -2,7 +2,7 @@
 
 Suites: ``knn``, ``linear`` (``cached`` by default here), ``fewshot``, ``finetune`` (only when
 asked for: it trains the whole network) and, when their modules are installed, ``segment`` and
-``video`` (:mod:`latentmim.eval.segment`, :mod:`latentmim.eval.video`). ``suites=auto`` runs the
+``video`` (:mod:`latentmim.eval.dense.segment`, :mod:`latentmim.eval.dense.video`). ``suites=auto`` runs the
 classification suites, plus ``segment`` when the data has ground-truth masks (``synthetic``) and
 ``video`` when ``video.davis_root`` is given. Each run writes its own folder
 ``output_dir/<name>/<suite>/``; the report (``results.json``, ``results.md``,
@@ -33,8 +33,8 @@ from latentmim.eval.report import bar_chart, line_chart, markdown_table, write_r
 
 CLASSIFICATION = ("knn", "linear", "fewshot")
 # Suites living in other modules: (module, config class, run function).
-OPTIONAL = {"segment": ("latentmim.eval.segment", "SegmentEvalConfig", "run_segment_eval"),
-            "video": ("latentmim.eval.video", "VideoEvalConfig", "run_video_eval")}
+OPTIONAL = {"segment": ("latentmim.eval.dense.segment", "SegmentEvalConfig", "run_segment_eval"),
+            "video": ("latentmim.eval.dense.video", "VideoEvalConfig", "run_video_eval")}
 
 
 def split_suite_args(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -127,10 +127,10 @@ def _suite_runner(suite: str, common: dict[str, Any], cfg: AllEvalConfig,
         if validate is not None:
             validate(sub)
         return lambda: getattr(mod, OPTIONAL[suite][2])(sub)
-    from latentmim.eval.fewshot import run_fewshot_eval
-    from latentmim.eval.finetune import run_finetune_eval
-    from latentmim.eval.knn_suite import run_knn_eval
-    from latentmim.eval.linear import run_linear_eval
+    from latentmim.eval.fewshot.suite import run_fewshot_eval
+    from latentmim.eval.finetune.suite import run_finetune_eval
+    from latentmim.eval.knn.suite import run_knn_eval
+    from latentmim.eval.linear.suite import run_linear_eval
 
     cls, run = {"knn": (KnnEvalConfig, run_knn_eval), "linear": (LinearEvalConfig, run_linear_eval),
                 "finetune": (FinetuneEvalConfig, run_finetune_eval),

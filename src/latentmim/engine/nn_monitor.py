@@ -8,13 +8,8 @@ import torch
 from torch import Tensor
 
 from latentmim.engine.distributed import all_gather_ordered, get_world_size, is_main_process
-from latentmim.eval.features import encode_images
-from latentmim.eval.knn import (
-    extract_features,
-    loo_1nn_accuracy,
-    raw_pixel_features,
-    weighted_knn_accuracy,
-)
+from latentmim.engine.features import encode_images, extract_features, raw_pixel_features
+from latentmim.engine.knn import loo_1nn_accuracy, weighted_knn_accuracy
 from latentmim.models.vit import ViTEncoder
 
 

@@ -24,11 +24,11 @@ from latentmim.config.eval_schema import FewshotEvalConfig
 from latentmim.data.info import DatasetInfo
 from latentmim.data.seeding import derive_seed
 from latentmim.data.transforms import eval_transform
+from latentmim.engine.features import extract_encoder_features
+from latentmim.engine.knn import l2_normalize
 from latentmim.eval.data import channel_stats, load_split, make_loader, resolve_data, seeded_subset
 from latentmim.eval.encoders import LoadedEncoder
-from latentmim.eval.features import extract_encoder_features
-from latentmim.eval.fewshot_data import FewshotData, load_fewshot_data
-from latentmim.eval.knn import l2_normalize
+from latentmim.eval.fewshot.data import FewshotData, load_fewshot_data
 from latentmim.eval.report import line_chart, markdown_table, write_results
 from latentmim.eval.session import start_session
 

@@ -1,9 +1,9 @@
 """Video object segmentation (DAVIS-2017 semi-supervised protocol) by label propagation.
 
 For every sequence the first frame's annotation is propagated with the encoder's patch features
-(:mod:`latentmim.eval.video_propagation`); the predicted masks are written as indexed PNGs with
+(:mod:`latentmim.eval.dense.video_propagation`); the predicted masks are written as indexed PNGs with
 the annotation's palette (``output_dir/masks/<sequence>/<frame>.png``, readable by the official
-DAVIS tools) and scored with J, F and J&F (:mod:`latentmim.eval.vos_metrics`) when the
+DAVIS tools) and scored with J, F and J&F (:mod:`latentmim.eval.dense.vos_metrics`) when the
 ground truth is there. Without ``davis_root`` the suite first writes procedural videos
 (:class:`~latentmim.data.synthetic_video.SyntheticVideos`) as a DAVIS tree under
 ``output_dir/synthetic_davis`` and then runs exactly the same reader and pipeline on it.
@@ -35,7 +35,7 @@ from latentmim.data.errors import DataError
 from latentmim.data.synthetic_video import SyntheticVideos
 from latentmim.engine.precision import resolve_device
 from latentmim.engine.progress import live_bars
-from latentmim.eval.davis import (
+from latentmim.eval.dense.davis import (
     DavisSequence,
     list_sequences,
     read_annotation,
@@ -43,7 +43,7 @@ from latentmim.eval.davis import (
     write_annotation,
     write_davis,
 )
-from latentmim.eval.dense_features import (
+from latentmim.eval.dense.features import (
     DENSE_FEATURES,
     PE_MODES,
     FeatureFn,
@@ -53,10 +53,15 @@ from latentmim.eval.dense_features import (
     pixel_features,
     training_normalisation,
 )
+from latentmim.eval.dense.video_plot import save_video_strip
+from latentmim.eval.dense.video_propagation import (
+    Propagation,
+    labels_to_soft,
+    propagate,
+    soft_to_labels,
+)
+from latentmim.eval.dense.vos_metrics import BOUND_TH, sequence_scores, summarize
 from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
-from latentmim.eval.video_plot import save_video_strip
-from latentmim.eval.video_propagation import Propagation, labels_to_soft, propagate, soft_to_labels
-from latentmim.eval.vos_metrics import BOUND_TH, sequence_scores, summarize
 
 SYNTHETIC_NAMES = ("synthetic_video", "synthetic")
 VOID = 255

@@ -16,14 +16,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from latentmim.config.eval_schema import KnnEvalConfig
+from latentmim.engine.features import extract_encoder_features, extract_features, raw_pixel_features
+from latentmim.engine.knn import loo_1nn_predict, weighted_knn_predict
 from latentmim.eval.data import build_eval_splits, make_loader
-from latentmim.eval.features import extract_encoder_features
-from latentmim.eval.knn import (
-    extract_features,
-    loo_1nn_predict,
-    raw_pixel_features,
-    weighted_knn_predict,
-)
 from latentmim.eval.report import markdown_table, write_results
 from latentmim.eval.session import start_session
 

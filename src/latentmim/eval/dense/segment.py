@@ -34,7 +34,7 @@ from latentmim.data.synthetic import SyntheticShapes
 from latentmim.engine.precision import resolve_device
 from latentmim.engine.progress import live_bars
 from latentmim.eval.data import channel_stats, load_split, resolve_data
-from latentmim.eval.dense_features import (
+from latentmim.eval.dense.features import (
     DENSE_FEATURES,
     PE_MODES,
     FeatureFn,
@@ -44,14 +44,14 @@ from latentmim.eval.dense_features import (
     pixel_features,
     training_normalisation,
 )
-from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
-from latentmim.eval.segment_cluster import (
+from latentmim.eval.dense.segment_cluster import (
     hierarchical_cuts,
     hungarian_miou,
     tsne_embedding,
     upsample_labels,
 )
-from latentmim.eval.segment_plot import save_segmentation_figure
+from latentmim.eval.dense.segment_plot import save_segmentation_figure
+from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
 
 
 @dataclass

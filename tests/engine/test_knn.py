@@ -1,4 +1,4 @@
-"""Tests for latentmim.eval.knn: hand-checked toy banks plus naive-loop references."""
+"""Tests for latentmim.engine.knn: hand-checked toy banks plus naive-loop references."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import pytest
 import torch
 from torch import Tensor
 
-from latentmim.eval.knn import (
-    extract_features,
+from latentmim.engine.features import extract_features, raw_pixel_features
+from latentmim.engine.knn import (
     l2_normalize,
     loo_1nn_accuracy,
     loo_1nn_predict,
-    raw_pixel_features,
     weighted_knn_accuracy,
     weighted_knn_predict,
 )

@@ -19,7 +19,7 @@ from torchvision import transforms as T
 
 from latentmim.data.transforms import ConvertMode
 from latentmim.engine.timing import median_seconds
-from latentmim.eval.token_drop_vit import TokenDropViT
+from latentmim.eval.finetune.token_drop_vit import TokenDropViT
 
 
 class _AtLeastOneBit:

@@ -28,17 +28,17 @@ from latentmim.engine.precision import autocast, grad_scaler
 from latentmim.engine.pretrain import NonFiniteLoss
 from latentmim.engine.schedules import effective_lr, lr_at
 from latentmim.eval.data import build_eval_splits, make_loader
-from latentmim.eval.finetune_parts import (
+from latentmim.eval.finetune.parts import (
     build_criterion,
     build_mixup,
     build_optimizer,
     finetune_transform,
     measure_throughput,
 )
+from latentmim.eval.finetune.timm_classifier import classifier_from_encoder, save_timm_checkpoint
+from latentmim.eval.finetune.token_drop_vit import TokenDropViT
 from latentmim.eval.report import markdown_table, write_results
 from latentmim.eval.session import start_session
-from latentmim.eval.timm_classifier import classifier_from_encoder, save_timm_checkpoint
-from latentmim.eval.token_drop_vit import TokenDropViT
 from latentmim.eval.train_loop import SupervisedLoop, check_can_start, topk_correct
 
 STEP_STREAM = 0x66745354  # b"ftST": per-step randomness (Mixup draws, drop path)

@@ -14,21 +14,16 @@ so memory is ``O(chunk_size * N)`` rather than ``O(N^2)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
-
-from latentmim.engine.progress import live_bars
 
 __all__ = [
-    "extract_features",
     "l2_normalize",
     "loo_1nn_accuracy",
     "loo_1nn_predict",
-    "raw_pixel_features",
     "weighted_knn_accuracy",
     "weighted_knn_predict",
 ]
@@ -235,61 +230,3 @@ def weighted_knn_accuracy(
     num_queries = target.shape[0]
     # Count hits as integers so the percentage is not rounded through a float32 mean.
     return {f"top{n}": 100.0 * hits[:, :n].any(dim=1).sum().item() / num_queries for n in wanted}
-
-
-@torch.no_grad()
-def extract_features(
-    encode: Callable[[Tensor], Tensor],
-    loader: Iterable,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-    desc: str = "features",
-) -> tuple[Tensor, Tensor]:
-    """Run a frozen encoder over a data loader and collect features and labels.
-
-    The caller is responsible for putting the model in eval mode; ``encode`` is any
-    callable (a bound method, a lambda selecting the cls token, :func:`raw_pixel_features`).
-
-    Args:
-        encode: maps a (B, C, H, W) image batch on ``device`` to (B, D) features.
-        loader: yields tuples/lists whose first two items are images (B, C, H, W) and labels
-            (B,); further items (indices, paths, ...) are ignored.
-        device: where ``encode`` runs.
-        progress: show a tqdm progress bar.
-        desc: label of the progress bar.
-
-    Returns:
-        features: (N, D) float32 on CPU.
-        labels: (N,) int64 on CPU.
-    """
-    feature_batches: list[Tensor] = []
-    label_batches: list[Tensor] = []
-    for batch in tqdm(loader, desc=desc, disable=not live_bars(progress)):
-        images, labels = batch[0], batch[1]
-        images = images.to(device, non_blocking=True)
-        feats = encode(images)
-        if feats.ndim != 2:
-            raise ValueError(f"encode must return (B, D) features, got {tuple(feats.shape)}")
-        # Keep results on CPU in float32 so a long pass does not fill accelerator memory
-        # and the k-NN step is free to choose its own device.
-        feature_batches.append(feats.detach().float().cpu())
-        label_batches.append(torch.as_tensor(labels).reshape(-1).long().cpu())
-    if not feature_batches:
-        raise ValueError("the loader yielded no batches")
-    return torch.cat(feature_batches), torch.cat(label_batches)
-
-
-def raw_pixel_features(images: Tensor) -> Tensor:
-    """Flatten images into vectors for the raw-pixel k-NN baseline.
-
-    Args:
-        images: (N, C, H, W) images; integer pixels are converted to float32.
-
-    Returns:
-        (N, C*H*W) features.
-    """
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
-    if not images.is_floating_point():
-        images = images.float()
-    return images.flatten(start_dim=1)

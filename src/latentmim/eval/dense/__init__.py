@@ -1,0 +1,1 @@
+"""Dense evaluations on patch features: segmentation (``segment``) and DAVIS video propagation (``video``)."""

@@ -1,0 +1,1 @@
+"""Few-shot logistic regression: ``suite`` (``latentmim eval fewshot``) and its datasets (``data``)."""

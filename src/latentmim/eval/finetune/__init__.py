@@ -1,0 +1,1 @@
+"""Fine-tuning: ``suite`` (``latentmim eval finetune``) on timm's ViT, with token drop and its parts."""

@@ -1,0 +1,71 @@
+"""The import arrow runs downward: no package imports one above it (checked on the source, by AST).
+
+Layers, bottom first (a package may import its own layer and the ones below):
+data, models, masking, losses  ->  config  ->  methods  ->  interop  ->  engine  ->  eval
+->  ablate  ->  cli. Function-level imports count too: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import latentmim
+from latentmim.config.eval_schema import TRANSFER_DATASETS
+
+LAYERS: list[set[str]] = [
+    {"data", "models", "masking", "losses"},
+    {"config"},
+    {"methods"},
+    {"interop"},
+    {"engine"},
+    {"eval"},
+    {"ablate"},
+    {"cli"},
+]
+RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
+SRC = Path(latentmim.__file__).parent
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level latentmim package) for every ``latentmim.*`` import in a file."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        out += [(node.lineno, n.split(".")[1]) for n in names if n.startswith("latentmim.")]
+    return out
+
+
+def test_every_package_has_a_layer() -> None:
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists() and p.name != "configs"}
+    assert packages == set(RANK)
+
+
+@pytest.mark.parametrize("package", sorted(RANK))
+def test_no_import_points_upward(package: str) -> None:
+    upward = [
+        f"{path.relative_to(SRC)}:{line} imports latentmim.{dst}"
+        for path in sorted((SRC / package).rglob("*.py"))
+        for line, dst in _imports(path)
+        if dst in RANK and RANK[dst] > RANK[package]
+    ]
+    assert upward == []
+
+
+def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
+    # The AST walk finds lazy, function-level imports as well as module-level ones.
+    f = tmp_path / "m.py"
+    f.write_text("import torch\n\ndef f():\n    from latentmim.eval.knn import suite\n")
+    assert _imports(f) == [(4, "eval")]
+
+
+def test_config_knows_the_same_transfer_datasets_as_the_fewshot_loader() -> None:
+    from latentmim.eval.fewshot.data import TRANSFER
+
+    assert tuple(TRANSFER) == TRANSFER_DATASETS
