@@ -236,7 +236,7 @@ def test_extract_features_concatenates_batches_and_ignores_extra_items() -> None
         assert not torch.is_grad_enabled()
         return (x.flatten(1)[:, :5] * 2).double()
 
-    feats, labs = extract_features(encode, loader, device="cpu", progress=True, desc="test")
+    feats, labs, _ = extract_features(encode, loader, device="cpu", progress=True, desc="test")
     assert feats.dtype == torch.float32 and feats.device.type == "cpu"
     assert feats.shape == (7, 5)
     torch.testing.assert_close(feats, images.flatten(1)[:, :5] * 2)
@@ -249,5 +249,5 @@ def test_raw_pixel_features_flattens() -> None:
     assert feats.shape == (2, 12) and feats.dtype == torch.float32
     assert feats[1].tolist() == list(range(12, 24))
     # Works as an ``encode`` callable for the raw-pixel baseline.
-    feats2, _ = extract_features(raw_pixel_features, [(images, torch.tensor([0, 1]))])
+    feats2, _, _ = extract_features(raw_pixel_features, [(images, torch.tensor([0, 1]))])
     torch.testing.assert_close(feats2, feats)

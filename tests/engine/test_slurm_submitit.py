@@ -14,9 +14,18 @@ import torch
 from conftest import TINY
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config
+from latentmim.engine import slurm
 from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.engine.pretrain import pretrain
-from latentmim.engine.slurm import STATE_FILE, job_state, read_state, submit
+from latentmim.engine.slurm import (
+    STATE_FILE,
+    SlurmWorker,
+    job_state,
+    own_run,
+    read_state,
+    submit,
+    update_state,
+)
 
 # 60 steps of one epoch: long enough to be preempted in the middle.
 RUN = [*TINY, "epochs=1", "warmup_epochs=0", "synthetic.num_train=480", "log.print_freq=1", "env.threads=1"]
@@ -40,7 +49,8 @@ def _steps(run: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_preempted_job_checkpoints_mid_epoch_requeues_and_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGTERM], ids=["SIGUSR2", "SIGTERM"])
+def test_preempted_job_checkpoints_mid_epoch_requeues_and_resumes(tmp_path, sig):
     cfg = compose_config([*RUN, f"output_dir={tmp_path}", "job_name=job", "env.slurm=True", "env.cluster=local"])
     run = Path(cfg.run_dir)
     first = submit(cfg)
@@ -51,7 +61,7 @@ def test_preempted_job_checkpoints_mid_epoch_requeues_and_resumes(tmp_path):
     # preempt it (submitit's signal, SIGUSR2) once a few optimizer steps are logged
     pid = _wait(lambda: read_state(run).get("state") == "running" and len(_steps(run)) >= 3
                 and read_state(run)["pid"], 180, "the job to train")
-    os.kill(pid, signal.SIGUSR2)
+    os.kill(pid, sig)  # USR2: submitit's --signal; TERM: Slurm's preemption without it
     _wait(lambda: (run / "results.json").is_file(), 180, "the requeued job to finish")
     _wait(lambda: read_state(run).get("state") == "finished", 30, "the job record")
     record = read_state(run)
@@ -105,3 +115,75 @@ def test_authors_slurm_launch_command_works_as_written(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "/path/to/imagenet" in err and len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+def _local_job_env(monkeypatch, job_id: str, folder: Path) -> None:
+    """The environment submitit's LocalExecutor gives a job's task (what JobEnvironment reads)."""
+    for key, value in {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": job_id, "SUBMITIT_LOCAL_NTASKS": "1",
+                       "SUBMITIT_LOCAL_JOB_NUM_NODES": "1", "SUBMITIT_LOCAL_NODEID": "0",
+                       "SUBMITIT_LOCAL_GLOBALID": "0", "SUBMITIT_LOCAL_LOCALID": "0",
+                       "SUBMITIT_FOLDER": str(folder)}.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_a_job_requeued_by_slurm_itself_resumes_its_own_run(tmp_path, monkeypatch):
+    # Slurm's own requeue (--requeue, PreemptMode=REQUEUE, node failure) runs the submitted work
+    # again, with resume=False as submitted; the folder holds that job's checkpoint.
+    cfg = compose_config([*RUN, f"output_dir={tmp_path}", "job_name=job", "ckpt_steps=5", "env.slurm=True",
+                          "env.cluster=local"])
+    run = Path(cfg.run_dir)
+    # the first start dies mid-epoch (a node failure), after a checkpoint
+    first = compose_config([*RUN, f"output_dir={tmp_path}", "job_name=job", "ckpt_steps=5"])
+    assert pretrain(first, stop_at_step=20)["status"] == "interrupted"
+    assert (run / "checkpoint_latest.pth").exists() and not (run / "results.json").exists()
+    update_state(run, job_id="4242", cluster="local", folder=str(run / "submitit"), state="running")
+    _local_job_env(monkeypatch, "4242", run / "submitit")
+    result = SlurmWorker()(cfg)
+    assert "trained" in result and (run / "results.json").is_file()
+    assert _steps(run) == list(range(1, 61))
+    # ... but a job never takes over a folder recorded for another job
+    assert own_run(cfg, "9999").resume is False and own_run(cfg, "4242").resume is True
+
+
+def test_unknown_state_blocks_only_just_after_submission(monkeypatch):
+    import submitit
+
+    class Job:
+        def __init__(self, folder, job_id):
+            self.state = "UNKNOWN"
+
+    monkeypatch.setattr(submitit, "SlurmJob", Job)
+    record = {"job_id": "7", "cluster": "slurm", "folder": "/x"}
+    assert job_state({**record, "submitted": time.time() - 5}) == "UNKNOWN"  # sacct has not seen it yet
+    assert job_state({**record, "submitted": time.time() - 2 * slurm.UNKNOWN_GRACE_S}) == "GONE"
+    assert job_state({**record, "submitted": time.time() - 5}) in slurm.ACTIVE_STATES | {"UNKNOWN"}
+
+
+def test_a_reused_pid_does_not_block_a_submission_forever():
+    me = os.getpid()
+    start = slurm.process_start_time(me)
+    assert start is not None and start == slurm.process_start_time(me)
+    assert job_state({"job_id": str(me), "cluster": "local", "controller_start": start}) == "RUNNING"
+    # the recorded controller died and its pid went to another process (this one)
+    assert job_state({"job_id": str(me), "cluster": "local", "controller_start": start + 1}) == "GONE"
+
+
+def _hammer(run_dir: str, tag: str, n: int) -> None:
+    for i in range(n):
+        update_state(run_dir, **{tag: i})
+
+
+def test_concurrent_state_writers_never_share_a_temp_file(tmp_path):
+    # The login node and the job update the record at the same time: with one fixed temp name,
+    # one writer renames the other's half-written file or finds its own gone.
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(tmp_path), tag, 150)) for tag in ("login", "job")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    record = json.loads((tmp_path / STATE_FILE).read_text())  # a whole, valid record
+    assert "updated" in record and not list(tmp_path.glob("*.tmp"))

@@ -54,3 +54,18 @@ def test_two_checkpoints_one_report(ckpt: Path, tmp_path: Path, capsys: pytest.C
         assert "segment_miou_best_k" in report["table"]["run"]
     for png in ("comparison.png", "fewshot.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def test_a_diverging_finetune_is_one_line_and_the_other_suites_are_kept(ckpt: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "report"
+    argv = ["eval", "all", f"checkpoint={ckpt}", "suites=knn,finetune", "knn.k=5", "finetune.lr=1e30",
+            "finetune.epochs=1", "finetune.warmup_epochs=0", "finetune.batch_size=8", "finetune.mixup=0",
+            "finetune.cutmix=0", "finetune.aa=null", "train_images=16", "val_images=8", "workers=0",
+            "progress=false", f"output_dir={out}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "run/finetune failed" in err and "non-finite" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    report = json.loads((out / "results.json").read_text())
+    assert "run/finetune" in report["failed"] and "nn_loo" in report["table"]["run"]

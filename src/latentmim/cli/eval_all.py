@@ -9,6 +9,8 @@ are prefixed: ``knn.k=10``, ``linear.epochs=20``, ``fewshot.shots=1,5``, ``finet
 
 from __future__ import annotations
 
+import sys
+
 from latentmim.config.eval_load import parse_eval_config
 from latentmim.config.eval_schema import AllEvalConfig
 
@@ -19,5 +21,12 @@ def run(args: list[str]) -> int:
 
     main, optional = split_suite_args(list(args))
     cfg = parse_eval_config(AllEvalConfig, main)
-    print_summary(run_all_eval(cfg, optional)["output_dir"])
+    results = run_all_eval(cfg, optional)
+    print_summary(results["output_dir"])
+    if results["failed"]:  # diverged runs: one line, the rest of the report stands
+        first, why = next(iter(results["failed"].items()))
+        more = f" (and {len(results['failed']) - 1} more)" if len(results["failed"]) > 1 else ""
+        print(f"latentmim: error: eval all: {first} failed{more}: {why}; the other results are in "
+              f"{results['output_dir']}", file=sys.stderr)
+        return 2
     return 0

@@ -40,13 +40,16 @@ def print_eval_config(suite: str, args: list[str]) -> int:
         return 0
     from latentmim.eval.data import resolve_data
     from latentmim.eval.encoders import load_any_encoder
+    from latentmim.eval.session import resolve_precision
 
     try:
-        spec = resolve_data(cfg, load_any_encoder(cfg.checkpoint))  # type: ignore[attr-defined]
+        loaded = load_any_encoder(cfg.checkpoint)  # type: ignore[attr-defined]
+        spec = resolve_data(cfg, loaded)
     except (ConfigError, DataError) as err:
         print(f"# not resolved from the checkpoint: {err}")
         return 0
     print(f"# resolved from checkpoint {cfg.checkpoint}:")  # type: ignore[attr-defined]
     for key, value in vars(spec).items():
         print(f"#   {key}: {value}")
+    print(f"#   precision: {resolve_precision(cfg.precision, loaded)}")  # type: ignore[attr-defined]
     return 0

@@ -24,6 +24,6 @@ def knn_command(args: list[str]) -> int:
     encoder.to(device)
     with torch.no_grad():
         scores = encoder_nn_scores(encoder, data.nn_train, data.nn_val, data.info.num_classes, device,
-                                   cfg.knn_k, cfg.knn_t, cfg.log.progress)
+                                   cfg.knn_k, cfg.knn_t, cfg.log.progress, precision=cfg.env.precision)
     print(json.dumps({"checkpoint": str(path), "dataset": cfg.dataset, **scores}, indent=2))
     return 0

@@ -18,7 +18,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from latentmim.config.describe import all_keys
 from latentmim.config.errors import ConfigError
-from latentmim.config.load import DATASETS
 from latentmim.config.eval_schema import (
     TRANSFER_DATASETS,
     AllEvalConfig,
@@ -28,6 +27,7 @@ from latentmim.config.eval_schema import (
     KnnOptions,
     LinearOptions,
 )
+from latentmim.config.load import DATASETS
 
 T = TypeVar("T")
 
@@ -125,7 +125,8 @@ def _fraction(key: str, value: float, high_open: bool = False) -> None:
 def _validate_common(cfg: EvalCommon) -> None:
     if not cfg.checkpoint:
         raise ConfigError("config key 'checkpoint': empty path")
-    _choice("precision", cfg.precision, PRECISIONS)
+    if cfg.precision is not None:
+        _choice("precision", cfg.precision, PRECISIONS)
     if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.device):
         raise ConfigError(f"config key 'device': {cfg.device!r} is not auto, cpu, cuda or cuda:N")
     for key in ("train_images", "val_images", "synthetic.num_train", "synthetic.num_val",

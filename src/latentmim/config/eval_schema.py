@@ -41,7 +41,7 @@ class EvalCommon:
     val_images: int | None = None  # seeded subset of the val split (None = all)
     output_dir: str | None = None  # None = <checkpoint folder>/eval_<suite>
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for encoder forwards
+    precision: str | None = None  # fp32 | bf16 | fp16 autocast for encoder forwards; None = the checkpoint's env.precision
     workers: int = 2  # data-loader processes
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     seed: int = 0  # subsets, shuffling, augmentation and head initialisation derive from it

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -38,11 +39,16 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# 16-bit (or 32-bit integer) greyscale, as 16-bit PNG and TIFF files open: values 0..65535.
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I")
+
+
 def load_rgb(path: str | Path) -> Image.Image:
     """Open an image file and fully decode it as RGB.
 
     ``convert`` forces the whole file to be decoded here (PIL is lazy), so corrupt
-    or truncated files fail now rather than later inside a transform. This relies
+    or truncated files fail now rather than later inside a transform. Any mode PIL reads
+    (grey, palette, RGBA, CMYK, 16-bit grey scaled to 8 bits) becomes RGB. This relies
     on ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` being False (PIL's default), which
     this package never changes.
 
@@ -51,6 +57,11 @@ def load_rgb(path: str | Path) -> Image.Image:
     """
     with open(path, "rb") as f:
         img = Image.open(f)
+        if img.mode in _WIDE_GREY:
+            # PIL's convert("RGB") clips 16-bit grey at 255 (a white image); scale it to 8 bits.
+            img.load()
+            grey = np.asarray(img, dtype=np.float64) / 257.0
+            return Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8), mode="L").convert("RGB")
         return img.convert("RGB")
 
 

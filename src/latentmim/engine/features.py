@@ -5,6 +5,7 @@ Used by the NN monitor during pre-training and by every evaluation suite."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -16,6 +17,36 @@ from latentmim.masking.patchify import all_ids, patchify
 from latentmim.models.vit import ViTEncoder
 
 FEATURES = ("avgpool_prenorm", "avgpool", "cls")
+
+
+class FeatureSet(NamedTuple):
+    """Features of an evaluation set, with which rows came from a readable image.
+
+    A loader over a :class:`~latentmim.data.robust.RobustDataset` replaces an unreadable image
+    by the next readable one and flags it (``ok`` False). Kept, those substitutes are duplicates
+    of their neighbour, match it in leave-one-out 1-NN and inflate the score: evaluations drop
+    them (:meth:`readable`) and report how many (:attr:`dropped`).
+
+    Attributes:
+        features: (N, D) float32 on CPU, one row per loaded item.
+        labels: (N,) int64 on CPU.
+        ok: (N,) bool, False where the item was a substitute for an unreadable image.
+    """
+
+    features: Tensor
+    labels: Tensor
+    ok: Tensor
+
+    @property
+    def dropped(self) -> int:
+        """Number of rows that stand for unreadable images."""
+        return int((~self.ok).sum())
+
+    def readable(self) -> tuple[Tensor, Tensor]:
+        """``(features, labels)`` of the readable images only: (M, D) and (M,), M = N - dropped."""
+        if bool(self.ok.all()):
+            return self.features, self.labels
+        return self.features[self.ok], self.labels[self.ok]
 
 
 @torch.no_grad()
@@ -53,8 +84,8 @@ def extract_encoder_features(
     precision: str = "fp32",
     progress: bool = False,
     desc: str = "features",
-) -> tuple[Tensor, Tensor]:
-    """Features of a frozen encoder over a loader of ``(images, labels, ...)`` batches.
+) -> FeatureSet:
+    """Features of a frozen encoder over a loader of ``(images, labels[, ok])`` batches.
 
     Args:
         encoder: the encoder (put in eval mode here, restored afterwards).
@@ -66,7 +97,7 @@ def extract_encoder_features(
         desc: the bar's label.
 
     Returns:
-        (N, D) float32 features and (N,) int64 labels, on CPU.
+        The :class:`FeatureSet` (float32 features, int64 labels, readable flags), on CPU.
     """
     was_training = encoder.training
     encoder.eval()
@@ -88,8 +119,8 @@ def extract_features(
     device: torch.device | str = "cpu",
     progress: bool = False,
     desc: str = "features",
-) -> tuple[Tensor, Tensor]:
-    """Run a frozen encoder over a data loader and collect features and labels.
+) -> FeatureSet:
+    """Run a frozen encoder over a data loader and collect features, labels and readable flags.
 
     The caller is responsible for putting the model in eval mode; ``encode`` is any
     callable (a bound method, a lambda selecting the cls token, :func:`raw_pixel_features`).
@@ -97,19 +128,23 @@ def extract_features(
     Args:
         encode: maps a (B, C, H, W) image batch on ``device`` to (B, D) features.
         loader: yields tuples/lists whose first two items are images (B, C, H, W) and labels
-            (B,); further items (indices, paths, ...) are ignored.
+            (B,); a third item that is a (B,) bool tensor is the readable flag of
+            :class:`~latentmim.data.loader.SeededDataset`; other items (indices, paths) are ignored.
         device: where ``encode`` runs.
         progress: show a tqdm progress bar.
         desc: label of the progress bar.
 
     Returns:
-        features: (N, D) float32 on CPU.
-        labels: (N,) int64 on CPU.
+        The :class:`FeatureSet`: (N, D) float32 features, (N,) int64 labels, (N,) readable flags
+        (all True for loaders without them), on CPU.
     """
     feature_batches: list[Tensor] = []
     label_batches: list[Tensor] = []
+    ok_batches: list[Tensor] = []
     for batch in tqdm(loader, desc=desc, disable=not live_bars(progress)):
         images, labels = batch[0], batch[1]
+        flags = batch[2] if len(batch) > 2 and isinstance(batch[2], Tensor) and batch[2].dtype == torch.bool else None
+        ok_batches.append(flags.reshape(-1).cpu() if flags is not None else torch.ones(len(images), dtype=torch.bool))
         images = images.to(device, non_blocking=True)
         feats = encode(images)
         if feats.ndim != 2:
@@ -120,7 +155,7 @@ def extract_features(
         label_batches.append(torch.as_tensor(labels).reshape(-1).long().cpu())
     if not feature_batches:
         raise ValueError("the loader yielded no batches")
-    return torch.cat(feature_batches), torch.cat(label_batches)
+    return FeatureSet(torch.cat(feature_batches), torch.cat(label_batches), torch.cat(ok_batches))
 
 
 def raw_pixel_features(images: Tensor) -> Tensor:

@@ -8,6 +8,10 @@ the command line still prints one line and exits 2 (or 1 for a non-finite loss).
 
 from __future__ import annotations
 
+import logging
+import os
+import traceback
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +40,17 @@ def _child(cfg: PretrainConfig) -> dict[str, Any]:
         return {"result": run_process(cfg)}
     except tuple(_ERRORS.values()) as err:
         return {"error": type(err).__name__, "message": str(err)}
+    except Exception as err:  # a crash: its traceback goes to a file in the run folder, not the terminal
+        rank = os.environ.get("RANK", "?")
+        log = Path(cfg.run_dir) / f"rank{rank}_error.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(traceback.format_exc())
+            where = f"traceback in {log}"
+        except OSError:
+            where = "no traceback file: the run folder is not writable"
+        return {"error": "ConfigError", "message": f"process {rank} of the local launch failed: "
+                f"{type(err).__name__}: {err} ({where})"}
 
 
 def needs_local_launch(cfg: PretrainConfig) -> bool:
@@ -67,10 +82,29 @@ def launch_local_run(cfg: PretrainConfig) -> dict[str, Any]:
     """Train with ``env.ngpu`` local processes (torchrun's engine); rank 0's result.
 
     Raises:
-        ConfigError, DataError, NonFiniteLoss: as raised by rank 0 (or the first failing rank).
+        ConfigError, DataError, NonFiniteLoss: as raised by rank 0 (or the first failing rank);
+            a process that crashed or died is a one-line ConfigError naming it (traceback in
+            ``<run_dir>/rank<R>_error.log`` for a crash).
     """
     check_local_layout(cfg)
-    outcomes = launch_local(_child, cfg.env.ngpu, (cfg,))
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    # torchelastic logs a dead process as a multi-line error with a traceback of its own
+    # machinery; the one line below says what happened, so its loggers stay quiet meanwhile.
+    elastic_log = logging.getLogger("torch.distributed.elastic")
+    level = elastic_log.level
+    elastic_log.setLevel(logging.CRITICAL)
+    try:
+        outcomes = launch_local(_child, cfg.env.ngpu, (cfg,))
+    except ChildFailedError as err:  # a process died without returning (killed, out of memory, ...)
+        rank, failure = err.get_first_failure()
+        how = (f"killed by signal {-failure.exitcode} ({failure.signal_name()})" if failure.exitcode < 0
+               else f"exit code {failure.exitcode}")
+        raise ConfigError(f"env.ngpu: process {rank} of {cfg.env.ngpu} (pid {failure.pid}) died: {how}; the other "
+                          f"processes were stopped; the last checkpoint in {cfg.run_dir} is intact "
+                          "(resume=True continues)") from None
+    finally:
+        elastic_log.setLevel(level)
     for rank in sorted(outcomes):
         out = outcomes[rank]
         if "error" in out:

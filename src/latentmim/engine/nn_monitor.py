@@ -8,8 +8,14 @@ import torch
 from torch import Tensor
 
 from latentmim.engine.distributed import all_gather_ordered, get_world_size, is_main_process
-from latentmim.engine.features import encode_images, extract_features, raw_pixel_features
+from latentmim.engine.features import (
+    FeatureSet,
+    encode_images,
+    extract_features,
+    raw_pixel_features,
+)
 from latentmim.engine.knn import loo_1nn_accuracy, weighted_knn_accuracy
+from latentmim.engine.precision import autocast
 from latentmim.models.vit import ViTEncoder
 
 
@@ -31,31 +37,49 @@ def nn_scores(
 
     Returns:
         ``nn_loo`` (official: leave-one-out 1-NN within val, %), ``knn{k}_top1`` (weighted
-        k-NN train bank -> val queries, %).
+        k-NN train bank -> val queries, %), and ``dropped_images`` when images of either set
+        were unreadable (they are left out of both protocols).
     """
     progress = progress and is_main_process()
-    val_x, val_y = _gathered(encode, val_loader, device, progress, "NN val features")
-    train_x, train_y = _gathered(encode, train_loader, device, progress, "NN train features")
+    val = _gathered(encode, val_loader, device, progress, "NN val features")
+    train = _gathered(encode, train_loader, device, progress, "NN train features")
+    (val_x, val_y), (train_x, train_y) = val.readable(), train.readable()
     knn = weighted_knn_accuracy(train_x, train_y, val_x, val_y, num_classes, k=k, temperature=temperature, topk=(1,))
-    return {"nn_loo": loo_1nn_accuracy(val_x, val_y), f"knn{k}_top1": knn["top1"]}
+    scores = {"nn_loo": loo_1nn_accuracy(val_x, val_y), f"knn{k}_top1": knn["top1"]}
+    if val.dropped or train.dropped:  # unreadable images: dropped, not scored as duplicates
+        scores["dropped_images"] = float(val.dropped + train.dropped)
+    return scores
 
 
 def _gathered(encode: Callable[[Tensor], Tensor], loader: Iterable, device: torch.device, progress: bool,
-              desc: str) -> tuple[Tensor, Tensor]:
-    """Features of a whole eval set; under DDP each rank encodes its shard and all gather them."""
-    x, y = extract_features(encode, loader, device, progress, desc)
+              desc: str) -> FeatureSet:
+    """Features of a whole eval set; under DDP each rank encodes its shard and all gather them.
+
+    The readable flags are gathered with the features, so every rank drops the same rows.
+    """
+    fs = extract_features(encode, loader, device, progress, desc)
     if get_world_size() == 1:
-        return x, y
+        return fs
     total = len(loader.dataset)  # type: ignore[attr-defined]
-    return all_gather_ordered(x, total), all_gather_ordered(y, total)
+    ok = all_gather_ordered(fs.ok.to(torch.uint8), total).bool()  # as bytes: not every backend gathers bool
+    return FeatureSet(all_gather_ordered(fs.features, total), all_gather_ordered(fs.labels, total), ok)
 
 
-def encoder_nn_scores(encoder: ViTEncoder, *args, **kwargs) -> dict[str, float]:
-    """:func:`nn_scores` for an encoder (official features: avg-pooled pre-norm patch tokens)."""
+def encoder_nn_scores(encoder: ViTEncoder, *args, precision: str = "fp32", **kwargs) -> dict[str, float]:
+    """:func:`nn_scores` for an encoder (official features: avg-pooled pre-norm patch tokens).
+
+    ``precision`` is the autocast of the encoder's forward (the run's ``env.precision``); the
+    features come back in float32, and the k-NN math always runs in float32.
+    """
     was_training = encoder.training
     encoder.eval()
+
+    def encode(x: Tensor) -> Tensor:
+        with autocast(precision, x.device):
+            return encode_images(encoder, x)
+
     try:
-        return nn_scores(lambda x: encode_images(encoder, x), *args, **kwargs)
+        return nn_scores(encode, *args, **kwargs)
     finally:
         encoder.train(was_training)
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import to_yaml
 from latentmim.config.schema import PretrainConfig
+from latentmim.engine.baseline_cache import baseline_key, load_baselines, save_baselines
 from latentmim.engine.checkpoint import (
     load_checkpoint,
     remove_stale_temps,
@@ -194,14 +195,14 @@ class Pretrainer:
         cfg, d = self.cfg, self.data
         args = (d.nn_train, d.nn_val, d.info.num_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
         with self.parallel.whole():
-            return encoder_nn_scores(self.model.encoder, *args)
+            return encoder_nn_scores(self.model.encoder, *args, precision=cfg.env.precision)
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """NN of the encoder at initialisation and of raw pixels (before the first step)."""
         d, cfg = self.data, self.cfg
         args = (d.nn_train, d.nn_val, d.info.num_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
         with self.parallel.whole():
-            init = encoder_nn_scores(self.model.encoder, *args)
+            init = encoder_nn_scores(self.model.encoder, *args, precision=cfg.env.precision)
         return {"random_init": init, "raw_pixels": raw_pixel_nn_scores(*args)}
 
     # ---------------------------------------------------------------- training
@@ -297,7 +298,11 @@ class Pretrainer:
         logger = build_run_logger(self.run_dir, self.global_batch // cfg.accum_iter, cfg.log.tensorboard,
                                   self.main, wandb_options(cfg))
         if cfg.baselines and not self.progress.baselines:
-            self.progress.baselines = self.baselines()
+            key = baseline_key(cfg, self.model.encoder)  # before the first step: the initial weights
+            cached = load_baselines(self.run_dir, key)
+            self.progress.baselines = cached if cached is not None else self.baselines()
+            if self.main and cached is None:
+                save_baselines(self.run_dir, key, self.progress.baselines)
             self._say(_table({"random init": self.progress.baselines["random_init"],
                               "raw pixels": self.progress.baselines["raw_pixels"]}))
         self.model.train()
@@ -395,7 +400,7 @@ class Pretrainer:
 
     def _finish(self, logger: RunLogger, elapsed: float, images: int) -> dict[str, Any]:
         final = logger.evals[-1] if logger.evals else {}
-        trained = {k: v for k, v in final.items() if k.startswith(("nn_", "knn"))}
+        trained = {k: v for k, v in final.items() if k.startswith(("nn_", "knn")) or k == "dropped_images"}
         results: dict[str, Any] = {
             "dataset": self.cfg.dataset,
             "epochs": self.cfg.epochs,

@@ -41,7 +41,11 @@ SUBMITIT_DIR = "submitit"
 SIGNAL_DELAY_S = 120  # checkpoint this long before the time limit (one optimizer step must fit)
 # Slurm states of a job that may still run (or run again): never submit a second one then.
 ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
-                 "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "UNKNOWN"}
+                 "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
+# submitit reports UNKNOWN when the accounting database does not (yet, or any more) know the job.
+# Just after a submission that is sacct lagging behind: count it as active for this long; later it
+# means the job left the database, and must not block a resubmission forever.
+UNKNOWN_GRACE_S = 600
 
 
 @dataclass(frozen=True)
@@ -72,14 +76,32 @@ def read_state(run_dir: str | Path) -> dict[str, Any]:
 
 
 def update_state(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into the job record (atomic replace)."""
+    """Merge ``fields`` into the job record (atomic replace through a temp file of its own).
+
+    The login node (submit) and the job (running, requeued, finished) both write this file;
+    each write goes through a uniquely named temp file, so two writers never share one.
+    """
+    from latentmim.engine.checkpoint import write_text_atomic
+
     path = Path(run_dir) / STATE_FILE
     record = {**read_state(run_dir), **fields, "updated": time.time()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(record, indent=2))
     return record
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (``/proc/PID/stat`` field 22), or None.
+
+    A pid alone does not name a process: after the job's controller exits, the pid can be given
+    to an unrelated process. Pid and start time together do.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after its ')'.
+    return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
 def job_state(record: dict[str, Any]) -> str:
@@ -89,15 +111,22 @@ def job_state(record: dict[str, Any]) -> str:
     cluster = record.get("cluster", "slurm")
     if cluster == "local":
         try:  # the LocalExecutor's job id is the pid of its controller process
-            os.kill(int(record["job_id"]), 0)
+            pid = int(record["job_id"])
+            os.kill(pid, 0)
         except (ProcessLookupError, ValueError):
             return "GONE"
         except PermissionError:
-            return "RUNNING"
+            pass
+        started = record.get("controller_start")
+        if started is not None and process_start_time(pid) not in (None, started):
+            return "GONE"  # the pid now belongs to another process
         return "RUNNING"
     import submitit
 
-    return str(submitit.SlurmJob(record["folder"], str(record["job_id"])).state).split()[0].upper()
+    state = str(submitit.SlurmJob(record["folder"], str(record["job_id"])).state).split()[0].upper()
+    if state == "UNKNOWN" and time.time() - float(record.get("submitted") or 0) > UNKNOWN_GRACE_S:
+        return "GONE"
+    return state
 
 
 # ------------------------------------------------------------------------------ submission
@@ -164,12 +193,26 @@ def submit(cfg: PretrainConfig) -> Submission:
     update_state(run_dir, job_id=None, cluster=cfg.env.cluster, folder=str(folder), state="submitted",
                  submitted=time.time(), requeues=record.get("requeues", 0))
     job = executor.submit(SlurmWorker(), cfg)
-    update_state(run_dir, job_id=str(job.job_id))
+    start = process_start_time(int(job.job_id)) if cfg.env.cluster == "local" else None
+    update_state(run_dir, job_id=str(job.job_id), controller_start=start)
     return Submission(True, str(job.job_id), f"submitted {cfg.job_name} as job {job.job_id} "
                       f"({cfg.env.world_size} node(s) x {cfg.env.ngpu} task(s)); logs in {folder}")
 
 
 # ------------------------------------------------------------------------------ inside the job
+def own_run(cfg: PretrainConfig, job_id: str) -> PretrainConfig:
+    """``cfg`` with ``resume=True`` when the run folder's job record names this job.
+
+    Slurm itself requeues a job (``--requeue``, ``PreemptMode=REQUEUE``, node failure) by running
+    the submitted work again, with the config it was submitted with, often ``resume=False``. The
+    folder then holds this very job's checkpoint, and refusing it ("already holds a run") would
+    kill the job at every restart: a job always resumes its own run.
+    """
+    if cfg.resume or read_state(cfg.run_dir).get("job_id") != job_id:
+        return cfg
+    return dataclasses.replace(cfg, resume=True)
+
+
 def preemption_signal() -> int:
     """The signal submitit handles as "checkpoint and requeue" (``SUBMITIT_PREEMPT_SIGNAL``, USR2)."""
     return int(getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")))
@@ -191,14 +234,17 @@ class SlurmWorker:
         job = submitit.JobEnvironment()
         if job.num_tasks > 1:
             export_submitit_env()
+        cfg = own_run(cfg, str(job.job_id))
         main = job.global_rank == 0
         if main:
             update_state(cfg.run_dir, state="running", job_id=str(job.job_id), host=socket.gethostname(),
                          pid=os.getpid(), started=time.time())
         result = run_process(cfg)
         preempt = preemption_signal()
-        if result.get("status") == "interrupted" and result.get("signal") == preempt:
+        if result.get("status") == "interrupted" and result.get("signal") in (preempt, signal.SIGTERM):
             # The checkpoint is on disk: let submitit's handler (restored by now) requeue the job.
+            # SIGTERM is how Slurm preempts without --signal (and how scancel stops a job: a
+            # cancelled job cannot be requeued, so the request is then harmless).
             signal.raise_signal(preempt)
         if main:
             update_state(cfg.run_dir, state=result.get("status", "finished"), finished=time.time())

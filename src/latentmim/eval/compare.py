@@ -28,6 +28,7 @@ from latentmim.config.eval_schema import (
     LinearEvalConfig,
 )
 from latentmim.data.errors import DataError
+from latentmim.engine.pretrain import NonFiniteLoss
 from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
 from latentmim.eval.report import bar_chart, line_chart, markdown_table, write_results
 
@@ -174,6 +175,7 @@ def run_all_eval(cfg: AllEvalConfig, optional_args: dict[str, list[str]] | None 
     explicit = set(cfg.suites) - {"auto"}
     table: dict[str, dict[str, float]] = {name: {} for name in names}
     details: dict[str, dict[str, Any]] = {name: {} for name in names}
+    failed: dict[str, str] = {}
     for name, suite, run in plan:
         print(f"== {name}: {suite}")
         try:
@@ -183,12 +185,15 @@ def run_all_eval(cfg: AllEvalConfig, optional_args: dict[str, list[str]] | None 
                 raise
             skipped[suite] = f"{name}: {err}"  # auto-chosen suites whose data is missing
             continue
+        except NonFiniteLoss as err:  # a diverged fine-tune: report it, keep the other suites' results
+            failed[f"{name}/{suite}"] = str(err)
+            continue
         table[name].update(headline(suite, res))
         details[name][suite] = {"output_dir": res.get("output_dir"), "headline": headline(suite, res)}
         if suite == "fewshot":
             details[name][suite]["datasets"] = res["datasets"]
     results = {"suite": "all", "checkpoints": dict(zip(names, specs, strict=True)), "suites": suites,
-               "skipped": skipped, "table": table, "details": details}
+               "skipped": skipped, "failed": failed, "table": table, "details": details}
     columns = list(dict.fromkeys(k for row in table.values() for k in row))
     md = (f"# Comparison of {len(specs)} checkpoints\n\n"
           + "\n".join(f"- **{n}**: `{s}`" for n, s in zip(names, specs, strict=True))
@@ -197,6 +202,7 @@ def run_all_eval(cfg: AllEvalConfig, optional_args: dict[str, list[str]] | None 
           "`segment_miou_*`: unsupervised segmentation mIoU x100; `video_J&F` x100).\n\n"
           + markdown_table([{"checkpoint": n, **table[n]} for n in names], ["checkpoint", *columns])
           + "\n\n" + "".join(f"- {s} skipped: {why}\n" for s, why in skipped.items())
+          + "".join(f"- {run} FAILED: {why}\n" for run, why in failed.items())
           + "Per-suite reports: `<checkpoint>/<suite>/results.md` in this folder.\n")
     write_results(out, results, md)
     charted = [c for c in columns if not c.endswith("top5")]  # top-1 style numbers only: readable

@@ -35,6 +35,13 @@ def default_output_dir(checkpoint: str, suite: str) -> Path:
     return path.parent / f"eval_{suite}{'_init' if init else ''}"
 
 
+def resolve_precision(precision: str | None, loaded: LoadedEncoder) -> str:
+    """``precision``, or when None the checkpoint's ``env.precision`` (fp32 for formats without one)."""
+    if precision is not None:
+        return precision
+    return loaded.pretrain.env.precision if loaded.pretrain is not None else "fp32"
+
+
 def start_session(cfg: EvalCommon, suite: str) -> EvalSession:
     """Apply threads, pick the device, load the encoder, choose the output folder.
 
@@ -48,5 +55,8 @@ def start_session(cfg: EvalCommon, suite: str) -> EvalSession:
         raise ConfigError(f"config key 'device': {cfg.device!r} requested but CUDA is not available")
     loaded = load_any_encoder(cfg.checkpoint)
     loaded.encoder.to(device).eval()
+    # Features are extracted at the precision the model was trained in, unless the user says
+    # otherwise: the suites read cfg.precision, so it is resolved here, once, for all of them.
+    cfg.precision = resolve_precision(cfg.precision, loaded)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg.checkpoint, suite)
     return EvalSession(loaded, device, out_dir)

@@ -52,6 +52,7 @@ from latentmim.eval.dense.segment_cluster import (
 )
 from latentmim.eval.dense.segment_plot import save_segmentation_figure
 from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
+from latentmim.eval.session import resolve_precision
 
 
 @dataclass
@@ -257,6 +258,7 @@ def run_segment_eval(cfg: SegmentEvalConfig | None = None, **options: object) ->
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_any_encoder(cfg.checkpoint)
+    cfg.precision = resolve_precision(cfg.precision, loaded)
     encoder = loaded.encoder
     out = Path(cfg.output_dir or Path(cfg.checkpoint.removeprefix(INIT_PREFIX)).parent / "eval_segment")
     size = cfg.input_size or loaded.image_size

@@ -62,6 +62,7 @@ from latentmim.eval.dense.video_propagation import (
 )
 from latentmim.eval.dense.vos_metrics import BOUND_TH, sequence_scores, summarize
 from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
+from latentmim.eval.session import resolve_precision
 
 SYNTHETIC_NAMES = ("synthetic_video", "synthetic")
 VOID = 255
@@ -300,6 +301,7 @@ def run_video_eval(cfg: VideoEvalConfig | None = None, **options: object) -> dic
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_any_encoder(cfg.checkpoint)
+    cfg.precision = resolve_precision(cfg.precision, loaded)
     encoder = loaded.encoder
     out = Path(cfg.output_dir or Path(cfg.checkpoint.removeprefix(INIT_PREFIX)).parent / "eval_video")
     if cfg.davis_root:

@@ -24,7 +24,7 @@ from latentmim.config.eval_schema import FewshotEvalConfig
 from latentmim.data.info import DatasetInfo
 from latentmim.data.seeding import derive_seed
 from latentmim.data.transforms import eval_transform
-from latentmim.engine.features import extract_encoder_features
+from latentmim.engine.features import FeatureSet, extract_encoder_features
 from latentmim.engine.knn import l2_normalize
 from latentmim.eval.data import channel_stats, load_split, make_loader, resolve_data, seeded_subset
 from latentmim.eval.encoders import LoadedEncoder
@@ -75,7 +75,7 @@ def fit_and_score(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tens
 
 
 def _features(loaded: LoadedEncoder, ds: Dataset, data: FewshotData, cfg: FewshotEvalConfig,
-              device: torch.device, desc: str) -> tuple[Tensor, Tensor]:
+              device: torch.device, desc: str) -> FeatureSet:
     mean, std = channel_stats(data.info, loaded.encoder.in_chans)
     loader = make_loader(ds, eval_transform(loaded.image_size, mean, std), cfg.batch_size, cfg.workers, device)
     return extract_encoder_features(loaded.encoder, loader, cfg.feature, device, cfg.precision, cfg.progress, desc)
@@ -86,22 +86,26 @@ def evaluate_dataset(loaded: LoadedEncoder, data: FewshotData, cfg: FewshotEvalC
     """All (shots, seeds) runs of one dataset; returns per-k mean/std and per-seed accuracies."""
     draws = {(k, s): sample_shots(data.pool_labels, k, s) for k in cfg.shots for s in cfg.seeds}
     union = torch.cat(list(draws.values())).unique(sorted=True)
-    pool_x, pool_y = _features(loaded, Subset(data.pool, union.tolist()), data, cfg, device,
-                               f"{data.name} shot features")
+    pool = _features(loaded, Subset(data.pool, union.tolist()), data, cfg, device, f"{data.name} shot features")
+    # An unreadable shot keeps its row (rows are addressed by position) but is left out of its draw.
+    pool_x, pool_y, pool_ok = pool
     position = {int(i): p for p, i in enumerate(union.tolist())}
     test = seeded_subset(data.test, cfg.val_images, cfg.seed + 1)
-    test_x, test_y = _features(loaded, test, data, cfg, device, f"{data.name} test features")
+    test_set = _features(loaded, test, data, cfg, device, f"{data.name} test features")
+    test_x, test_y = test_set.readable()  # unreadable test images are dropped and counted
     per_k: dict[str, Any] = {}
     for k in cfg.shots:
         accs = []
         for s in cfg.seeds:
             rows = torch.tensor([position[int(i)] for i in draws[(k, s)]])
+            rows = rows[pool_ok[rows]]
             accs.append(fit_and_score(pool_x[rows], pool_y[rows], test_x, test_y, cfg.C, cfg.max_iter, s))
         counts = torch.bincount(data.pool_labels[draws[(k, cfg.seeds[0])]])
         per_k[str(k)] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "per_seed": accs,
                          "min_shots_per_class": int(counts[counts > 0].min())}
     return {"split": data.split_source, "num_classes": int(data.pool_labels.max()) + 1,
             "pool_size": len(data.pool), "test_size": int(test_y.shape[0]),  # type: ignore[arg-type]
+            "dropped_images": {"shots": pool.dropped, "test": test_set.dropped},
             "shots": per_k}
 
 

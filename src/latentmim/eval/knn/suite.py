@@ -86,12 +86,15 @@ def run_knn_eval(cfg: KnnEvalConfig) -> dict[str, Any]:
         return make_loader(ds, tf, cfg.batch_size, cfg.workers, device, seed=cfg.seed)
 
     t0 = time.time()
-    val_x, val_y = extract_encoder_features(loaded.encoder, loader(splits.val), cfg.feature, device,
-                                            cfg.precision, cfg.progress, "val features")
+    val = extract_encoder_features(loaded.encoder, loader(splits.val), cfg.feature, device,
+                                   cfg.precision, cfg.progress, "val features")
+    val_x, val_y = val.readable()  # unreadable images are dropped, not scored as their neighbour's twin
+    dropped = {"val": val.dropped, "train": 0}
     train_x = train_y = None
     if cfg.protocol != "loo":
-        train_x, train_y = extract_encoder_features(loaded.encoder, loader(splits.train), cfg.feature,
-                                                    device, cfg.precision, cfg.progress, "train features")
+        train = extract_encoder_features(loaded.encoder, loader(splits.train), cfg.feature,
+                                         device, cfg.precision, cfg.progress, "train features")
+        (train_x, train_y), dropped["train"] = train.readable(), train.dropped
     t_feat = time.time() - t0
     # Features come back on the CPU; the similarity search runs on the evaluation device.
     outcome = knn_protocols(*(None if t is None else t.to(device) for t in (train_x, train_y, val_x, val_y)),
@@ -101,11 +104,11 @@ def run_knn_eval(cfg: KnnEvalConfig) -> dict[str, Any]:
     rows = [{"features": f"{cfg.feature} ({loaded.format})", **outcome.scores}]
     baselines = {}
     if cfg.baselines:
-        px_val = extract_features(raw_pixel_features, loader(splits.val), "cpu", cfg.progress, "val pixels")
+        px_val = extract_features(raw_pixel_features, loader(splits.val), "cpu", cfg.progress, "val pixels").readable()
         px_train = (None, None)
         if cfg.protocol != "loo":
             px_train = extract_features(raw_pixel_features, loader(splits.train), "cpu", cfg.progress,
-                                        "train pixels")
+                                        "train pixels").readable()
         baselines["raw_pixels"] = knn_protocols(*px_train, *px_val, splits.info.num_classes, cfg.k,
                                                 cfg.temperature, cfg.protocol).scores
         rows.append({"features": "raw pixels", **baselines["raw_pixels"]})
@@ -116,6 +119,7 @@ def run_knn_eval(cfg: KnnEvalConfig) -> dict[str, Any]:
         "dataset": splits.spec.dataset,
         "num_train": 0 if train_x is None else int(train_x.shape[0]),
         "num_val": int(val_x.shape[0]),
+        "dropped_images": dropped,  # unreadable images left out of num_train / num_val
         "image_size": splits.image_size,
         "settings": {"feature": cfg.feature, "k": cfg.k, "temperature": cfg.temperature,
                      "protocol": cfg.protocol},

@@ -22,7 +22,7 @@ from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import LinearEvalConfig
 from latentmim.data.transforms import train_transform
 from latentmim.engine.checkpoint import save_atomic
-from latentmim.engine.features import encode_images, extract_encoder_features
+from latentmim.engine.features import FeatureSet, encode_images, extract_encoder_features
 from latentmim.engine.precision import autocast
 from latentmim.engine.schedules import effective_lr, lr_at
 from latentmim.eval.data import build_eval_splits, make_loader
@@ -107,15 +107,17 @@ class LinearProbe(SupervisedLoop):
 
 
 def _cached_features(path: Path, key: dict[str, Any],
-                     compute: Callable[[], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-    """Features from ``path`` if they were computed for the same ``key``, else compute and save."""
+                     compute: Callable[[], FeatureSet]) -> tuple[Tensor, Tensor, int]:
+    """Readable features, labels and the dropped count from ``path`` if computed for the same ``key``,
+    else compute and save them."""
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("key") == key:
-            return saved["x"], saved["y"]
-    x, y = compute()
-    save_atomic({"key": key, "x": x, "y": y}, path)
-    return x, y
+        if saved.get("key") == key and "dropped" in saved:
+            return saved["x"], saved["y"], int(saved["dropped"])
+    fs = compute()
+    (x, y), dropped = fs.readable(), fs.dropped
+    save_atomic({"key": key, "x": x, "y": y, "dropped": dropped}, path)
+    return x, y, dropped
 
 
 def run_linear_eval(cfg: LinearEvalConfig, stop_at_step: int | None = None) -> dict[str, Any]:
@@ -136,15 +138,17 @@ def run_linear_eval(cfg: LinearEvalConfig, stop_at_step: int | None = None) -> d
            "data": asdict(splits.spec), "train_images": cfg.train_images, "val_images": cfg.val_images,
            "seed": cfg.seed}
 
-    def features(ds: Dataset, desc: str) -> tuple[Tensor, Tensor]:
+    def features(ds: Dataset, desc: str) -> FeatureSet:
         loader = make_loader(ds, tf, max(cfg.batch_size, 64), cfg.workers, device, seed=cfg.seed)
         return extract_encoder_features(enc, loader, cfg.feature, device, cfg.precision, cfg.progress, desc)
 
-    val_x, val_y = _cached_features(out / "features_val.pt", {**key, "split": "val"},
-                                    lambda: features(splits.val, "val features"))
+    # Unreadable images are dropped from the evaluated sets (and counted), not scored as duplicates.
+    val_x, val_y, dropped_val = _cached_features(out / "features_val.pt", {**key, "split": "val"},
+                                                 lambda: features(splits.val, "val features"))
+    dropped = {"val": dropped_val}
     if cfg.mode == "cached":
-        train_x, train_y = _cached_features(out / "features_train.pt", {**key, "split": "train"},
-                                            lambda: features(splits.train, "train features"))
+        train_x, train_y, dropped["train"] = _cached_features(out / "features_train.pt", {**key, "split": "train"},
+                                                              lambda: features(splits.train, "train features"))
         source: FeatureSource = CachedFeatures(train_x, train_y, cfg.batch_size, cfg.seed, device)
     else:
         aug = train_transform(splits.image_size, cfg.min_crop, splits.mean, splits.std, splits.in_chans)
@@ -172,6 +176,7 @@ def run_linear_eval(cfg: LinearEvalConfig, stop_at_step: int | None = None) -> d
         "feature": cfg.feature,
         "num_train": len(splits.train),  # type: ignore[arg-type]
         "num_val": int(val_y.shape[0]),
+        "dropped_images": dropped,  # unreadable images left out (augment mode: the train loop counts its own)
         "settings": {"epochs": cfg.epochs, "warmup_epochs": cfg.warmup_epochs, "batch_size": cfg.batch_size,
                      "lr": lr, "weight_decay": cfg.weight_decay, "optimizer": "LARS"},
         "scores": {k: v for k, v in run["final"].items() if k != "epoch"},
