@@ -18,6 +18,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,8 +63,17 @@ def main(argv: list[str]) -> dict:
     if args.get("distractors", "2") == "0":  # keep only the main object of each layout
         layout = synthetic._sample_layout
         synthetic._sample_layout = lambda rng, n: _main_only(layout, rng, n)
-    xtr, ytr = render("train", ntr, size)
-    xva, yva = render("val", 2000, size)
+    # Rendering costs ~15 ms per image here: keep the rendered sets on disk per generator setting.
+    # (keyed by the generator's values in force, so a changed default never reads a stale set)
+    knobs = f"radius={synthetic._MAIN_RADIUS}_bg={synthetic._BG_CONTRAST}_distractors={args.get('distractors', 2)}"
+    cache = Path(args.get("cache", "/tmp/learnability_cache")) / f"{knobs}_{size}_{ntr}.pt"
+    if cache.exists():
+        xtr, ytr, xva, yva = torch.load(cache)
+    else:
+        xtr, ytr = render("train", ntr, size)
+        xva, yva = render("val", 2000, size)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save((xtr, ytr, xva, yva), cache)
     bank = xtr[:10000].float().flatten(1)
     mu, sd = bank.mean(0), bank.std(0) + 1e-6
     raw = weighted_knn_accuracy((bank - mu) / sd, ytr[:10000], (xva.float().flatten(1) - mu) / sd, yva, 10,

@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py vits16_ref fp32
     python benchmarks/throughput.py vits16_ref all      # fp32 vs bf16 side by side, with ratios
+    python benchmarks/throughput.py demo compile        # fp32 eager vs torch.compile side by side
 
 Each precision runs in its own subprocess so peak memory is measured separately. A step is a
 full optimizer step (EMA update, forward, backward, AdamW) on random images, without data loading.
@@ -36,12 +37,31 @@ CONFIGS: dict[str, list[str]] = {
                    "proj.mlp_dim=4096", "proj.mlp_depth=3", "batch_size=16", "avg_sim_coeff=0.1"],
     "vitb16_ref": ["encoder=vit_base", "patch_size=16", "grid_size=14", "patch_gap=4", "num_vis=20",
                    "decoder_depth=3", "batch_size=16", "avg_sim_coeff=0.1"],
+    # The paper's ViT-B/16 pre-training step (issue 10's GPU check): 280-px crops with gap 4, 20
+    # visible, decoder 3 x 512, projector 3 x 4096, batch 256.
+    "vitb16_paper": ["encoder=vit_base", "patch_size=16", "grid_size=14", "patch_gap=4", "num_vis=20",
+                     "decoder_depth=3", "decoder_embed_dim=512", "decoder_num_heads=16", "proj.mlp_dim=4096",
+                     "proj.mlp_depth=3", "batch_size=256", "avg_sim_coeff=0.1"],
+    # tiny sizes for dry runs of the scripts that use this one (seconds on a CPU)
+    "tiny": ["encoder=vit_tiny", "embed_dim=32", "depth=2", "num_heads=2", "patch_size=4", "grid_size=4",
+             "patch_gap=2", "num_vis=4", "decoder_depth=1", "decoder_embed_dim=16", "decoder_num_heads=2",
+             "proj.mlp_dim=32", "batch_size=8"],
     "demo": [],
 }
+# Dense bf16 tensor-core peaks (TFLOP/s) for MFU; --peak-tflops overrides.
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
+
+
+def peak_tflops(device: str) -> float | None:
+    """The bf16 peak of the GPU named by ``torch.cuda.get_device_name`` (None when unknown or CPU)."""
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
 REFERENCE = {"vits16_ref": {"img_per_s_fp32": 3.9, "gflop_per_img": 33.4}}
 
 
-def measure(name: str, precision: str, steps: int, warmup: int, device: str) -> dict:
+def measure(name: str, precision: str, steps: int, warmup: int, device: str, compiled: bool = False) -> dict:
     cfg = compose_config([*CONFIGS[name], f"env.precision={precision}"], "demo" if name == "demo" else "lmim")
     dev = torch.device(device)
     torch.manual_seed(0)
@@ -50,19 +70,26 @@ def measure(name: str, precision: str, steps: int, warmup: int, device: str) -> 
     b, s = cfg.batch_size, cfg.train_size
     imgs = torch.randn(b, 3, s, s, device=dev)
     gen = torch.Generator().manual_seed(0)
+    forward = torch.compile(model) if compiled else model  # as env.compile=True does (engine/parallel.py)
 
     def step() -> None:
         model.update_target(0.999)
         views = sample_views(b, cfg.grid_size, cfg.num_vis, cfg.patch_gap, gen).to(dev)
         with autocast(precision, dev):
-            loss, _ = model(imgs, views, 0.5)
+            loss, _ = forward(imgs, views, 0.5)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     with FlopCounterMode(display=False) as counter:
-        step()
+        with autocast(precision, dev):  # counted eagerly: the compiled graph hides its ops from the counter
+            loss, _ = model(imgs, sample_views(b, cfg.grid_size, cfg.num_vis, cfg.patch_gap, gen).to(dev), 0.5)
+        loss.backward()
+    opt.zero_grad(set_to_none=True)
     gflop = counter.get_total_flops() / b / 1e9
+    t_compile = time.perf_counter()
+    step()  # the first call compiles
+    compile_s = time.perf_counter() - t_compile
     for _ in range(warmup):
         step()
     if dev.type == "cuda":
@@ -80,28 +107,40 @@ def measure(name: str, precision: str, steps: int, warmup: int, device: str) -> 
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"config": name, "precision": precision, "device": device, "threads": torch.get_num_threads(),
+    return {"config": name, "precision": precision + (" compiled" if compiled else ""), "device": device,
+            "threads": torch.get_num_threads(), "first_step_s": compile_s,
             "img_per_s": b / statistics.median(times), "gflop_per_img": gflop, "peak_mem_mb": peak_mb,
             "steps": steps}
+
+
+def with_mfu(rec: dict, peak: float | None) -> dict:
+    """Model FLOP utilisation: counted FLOP/s over the device's peak (None without a peak)."""
+    rec["mfu"] = None if not peak else rec["gflop_per_img"] * rec["img_per_s"] / (peak * 1e3)
+    return rec
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", choices=sorted(CONFIGS))
-    ap.add_argument("precision", choices=["fp32", "bf16", "fp16", "all"])
+    ap.add_argument("precision", choices=["fp32", "bf16", "fp16", "all", "compile"],
+                    help="all: fp32 vs bf16; compile: fp32 eager vs fp32 torch.compile")
+    ap.add_argument("--compiled", action="store_true", help="torch.compile the training forward")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", action="store_true", help="print one JSON record (used by 'all')")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak for MFU (default: by GPU name)")
     args = ap.parse_args()
-    if args.precision != "all":
-        rec = measure(args.config, args.precision, args.steps, args.warmup, args.device)
+    if args.precision not in ("all", "compile"):
+        rec = measure(args.config, args.precision, args.steps, args.warmup, args.device, args.compiled)
+        rec = with_mfu(rec, args.peak_tflops or peak_tflops(args.device))
         print(json.dumps(rec) if args.json else _table([rec], args.config))
         return
     recs = []
-    for prec in ("fp32", "bf16"):
+    variants = [("fp32", []), ("bf16", [])] if args.precision == "all" else [("fp32", []), ("fp32", ["--compiled"])]
+    for prec, extra in variants:
         out = subprocess.run([sys.executable, __file__, args.config, prec, "--json", "--steps", str(args.steps),
-                              "--warmup", str(args.warmup), "--device", args.device],
+                              "--warmup", str(args.warmup), "--device", args.device, *extra],
                              check=True, capture_output=True, text=True).stdout
         recs.append(json.loads(out.strip().splitlines()[-1]))
     print(_table(recs, args.config))
@@ -109,11 +148,12 @@ def main() -> None:
 
 def _table(recs: list[dict], name: str) -> str:
     lines = [f"config {name} on {recs[0]['device']} ({recs[0]['threads']} threads), median of {recs[0]['steps']} steps",
-             "| precision | img/s | GFLOP/img | peak mem (MiB) | speed vs fp32 | mem vs fp32 |",
-             "|---|---|---|---|---|---|"]
+             "| precision | img/s | GFLOP/img | peak mem (MiB) | first step (s) | speed vs first row | mem vs first row |",
+             "|---|---|---|---|---|---|---|"]
     base = recs[0]
     for r in recs:
-        lines.append(f"| {r['precision']} | {r['img_per_s']:.2f} | {r['gflop_per_img']:.1f} | {r['peak_mem_mb']:.0f} | "
+        lines.append(f"| {r['precision']} | {r['img_per_s']:.2f} | {r['gflop_per_img']:.3g} | {r['peak_mem_mb']:.0f} | "
+                     f"{r['first_step_s']:.1f} | "
                      f"{r['img_per_s'] / base['img_per_s']:.2f}x | {r['peak_mem_mb'] / base['peak_mem_mb']:.2f}x |")
     ref = REFERENCE.get(name)
     if ref:

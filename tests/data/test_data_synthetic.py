@@ -76,7 +76,7 @@ def test_label_is_class_of_largest_visible_object() -> None:
     assert 150 < multi_object < 280  # 1-3 objects, uniformly
 
 
-def test_largest_object_spans_a_quarter_to_two_thirds_of_the_side() -> None:
+def test_largest_object_spans_about_half_to_most_of_the_side() -> None:
     ds = SyntheticShapes("train", 300, image_size=64, seed=1)
     extents = []
     for i in range(len(ds)):
@@ -85,8 +85,9 @@ def test_largest_object_spans_a_quarter_to_two_thirds_of_the_side() -> None:
         ys, xs = np.nonzero(s.instances == 1 + int(np.argmax(visible)))
         extents.append(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1)
     frac = np.array(extents) / 64
-    assert 0.3 < np.median(frac) < 0.65
-    assert np.mean((frac >= 0.25) & (frac <= 0.7)) > 0.9
+    # circumcircles span 56-84% of the side; a shape's extent is a little less (measured median 0.69)
+    assert 0.55 < np.median(frac) < 0.8
+    assert np.mean((frac >= 0.4) & (frac <= 0.9)) > 0.9
 
 
 def test_objects_often_touch_or_overlap() -> None:
@@ -134,7 +135,7 @@ def test_raw_pixel_knn_is_low_but_above_chance() -> None:
     train_x, train_y = _pixels_and_labels(SyntheticShapes("train", 2000, image_size=32))
     val_x, val_y = _pixels_and_labels(SyntheticShapes("val", 1000, image_size=32))
     acc = _knn_accuracy(train_x, train_y, val_x, val_y, k=20)
-    # Measured 0.199; chance is 0.10 (std of chance accuracy on 1000 images ~0.01).
+    # Measured 0.245 (0.199 with the smaller objects before session 4); chance is 0.10 (std ~0.01 on 1000 images).
     assert 0.13 < acc < 0.35
 
 

@@ -170,7 +170,7 @@ def validate(cfg: PretrainConfig) -> None:
         raise ConfigError(f"config key 'target_mom': must be in [0, 1], got {cfg.target_mom}")
     if not 0.0 < cfg.min_crop <= 1.0:
         raise ConfigError(f"config key 'min_crop': must be in (0, 1], got {cfg.min_crop}")
-    if cfg.warmup_epochs > cfg.epochs:
+    if cfg.warmup_frac is None and cfg.warmup_epochs > cfg.epochs:  # warmup_frac wins over warmup_epochs
         raise ConfigError(f"config key 'warmup_epochs': {cfg.warmup_epochs} exceeds epochs={cfg.epochs}")
     width = cfg.embed_dim or VIT_PRESETS[cfg.encoder].embed_dim
     heads = cfg.num_heads or VIT_PRESETS[cfg.encoder].num_heads

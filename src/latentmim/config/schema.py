@@ -84,6 +84,7 @@ class EnvConfig:
     cluster: str = "slurm"  # submitit executor for env.slurm=True: slurm | local (this machine, tests)
     backend: str = "auto"  # process-group backend: auto (nccl on GPU, gloo on CPU) | nccl | gloo
     fsdp: bool = False  # shard parameters/optimizer (FSDP2) instead of DDP, for the largest ViTs
+    compile: bool = False  # torch.compile the training step and the NN monitor's encoder (off: not measured faster yet)
 
 
 @dataclass

@@ -65,11 +65,13 @@ def _gathered(encode: Callable[[Tensor], Tensor], loader: Iterable, device: torc
     return FeatureSet(all_gather_ordered(fs.features, total), all_gather_ordered(fs.labels, total), ok)
 
 
-def encoder_nn_scores(encoder: ViTEncoder, *args, precision: str = "fp32", **kwargs) -> dict[str, float]:
+def encoder_nn_scores(encoder: ViTEncoder, *args, precision: str = "fp32", compile: bool = False,
+                      **kwargs) -> dict[str, float]:
     """:func:`nn_scores` for an encoder (official features: avg-pooled pre-norm patch tokens).
 
     ``precision`` is the autocast of the encoder's forward (the run's ``env.precision``); the
-    features come back in float32, and the k-NN math always runs in float32.
+    features come back in float32, and the k-NN math always runs in float32. ``compile``
+    compiles the feature forward (the weights stay the encoder's own).
     """
     was_training = encoder.training
     encoder.eval()
@@ -79,7 +81,7 @@ def encoder_nn_scores(encoder: ViTEncoder, *args, precision: str = "fp32", **kwa
             return encode_images(encoder, x)
 
     try:
-        return nn_scores(encode, *args, **kwargs)
+        return nn_scores(torch.compile(encode) if compile else encode, *args, **kwargs)
     finally:
         encoder.train(was_training)
 

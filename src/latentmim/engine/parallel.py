@@ -40,7 +40,8 @@ class ParallelModel:
             per transformer block plus the root) instead of replicating them (DDP).
     """
 
-    def __init__(self, module: nn.Module, env: DistEnv, device: torch.device, fsdp: bool = False) -> None:
+    def __init__(self, module: nn.Module, env: DistEnv, device: torch.device, fsdp: bool = False,
+                 compile: bool = False) -> None:
         self.module = module
         self.env = env
         self.fsdp = fsdp and env.world_size > 1
@@ -55,9 +56,13 @@ class ParallelModel:
             ids = [device.index if device.index is not None else env.local_rank] if device.type == "cuda" else None
             # No buffer carries state across steps (no BatchNorm), so nothing needs broadcasting.
             self.runner = DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+        # Only the call is compiled: parameters, state dicts and the EMA stay on the plain module,
+        # so checkpoints never see torch.compile's ``_orig_mod.`` prefix. dynamic=None lets the
+        # compiler mark sizes dynamic after a first recompilation (a last, smaller batch).
+        self.step_fn = torch.compile(self.runner) if compile else self.runner
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.runner(*args, **kwargs)
+        return self.step_fn(*args, **kwargs)
 
     @contextlib.contextmanager
     def no_sync(self, skip: bool) -> Iterator[None]:

@@ -128,7 +128,7 @@ class Pretrainer:
         if cfg.init_from:  # foreign or own weights; a resumed checkpoint overrides them in run()
             self._say(init_weights(self.model, cfg.init_from))
         use_global_batch_drop_path(self.model, self.dist.rank, self.dist.world_size)
-        self.parallel = ParallelModel(self.model, self.dist, self.device, cfg.env.fsdp)
+        self.parallel = ParallelModel(self.model, self.dist, self.device, cfg.env.fsdp, cfg.env.compile)
         self.num_vis = num_visible(cfg.grid_size**2, cfg.num_vis, cfg.mask_ratio)
         self.batches_per_epoch = (len(self.data.loader) // cfg.accum_iter) * cfg.accum_iter
         if self.batches_per_epoch == 0:
@@ -195,7 +195,7 @@ class Pretrainer:
         cfg, d = self.cfg, self.data
         args = (d.nn_train, d.nn_val, d.info.num_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
         with self.parallel.whole():
-            return encoder_nn_scores(self.model.encoder, *args, precision=cfg.env.precision)
+            return encoder_nn_scores(self.model.encoder, *args, precision=cfg.env.precision, compile=cfg.env.compile)
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """NN of the encoder at initialisation and of raw pixels (before the first step)."""
@@ -323,7 +323,7 @@ class Pretrainer:
 
     def _say(self, message: str) -> None:
         if self.main:
-            print(message)
+            print(message, flush=True)  # log files (Slurm, nohup) see it at once
 
     def _epoch(self, logger: RunLogger, stop: _StopSignal, stop_at_step: int | None) -> dict[str, Any]:
         cfg, p, d = self.cfg, self.progress, self.data
