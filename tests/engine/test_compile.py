@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from latentmim.config.load import compose_config
 from latentmim.engine.checkpoint import load_checkpoint
