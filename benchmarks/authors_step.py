@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from types import SimpleNamespace
 
 import torch
+
+from latentmim.engine.timing import median_seconds
 
 # Our configs in their constructor's terms: (backbone, grid, gap, num_vis, decoder depth, mlp_dim,
 # mlp_depth, batch). The tiny one overrides the backbone's table entry (dry runs on CPU).
@@ -76,18 +76,10 @@ def main() -> None:
         step()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(args.steps):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    seconds = median_seconds(step, args.steps, dev, warmup=0)
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
     print(json.dumps({"code": "authors", "config": args.config, "precision": args.precision, "device": args.device,
-                      "img_per_s": batch / statistics.median(times), "peak_mem_mb": peak, "steps": args.steps}))
+                      "img_per_s": batch / seconds, "peak_mem_mb": peak, "steps": args.steps}))
 
 
 if __name__ == "__main__":
