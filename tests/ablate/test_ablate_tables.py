@@ -20,7 +20,7 @@ def row_cfg(table, key, **opts):
                           config_name="lmim")
 
 
-@pytest.mark.parametrize("model,dataset", [("small", "fashion_mnist"), ("vit_base", "imagenet100")])
+@pytest.mark.parametrize("model,dataset", [("small", "fashion_mnist"), ("demo", "synthetic"), ("vit_base", "imagenet100")])
 def test_every_row_of_every_table_is_a_valid_config(model, dataset):
     for table in TABLES.values():
         for row in table.rows:
@@ -56,6 +56,25 @@ def test_rows_mean_what_the_paper_says_at_both_scales():
     assert row_cfg("pcae", "exp2_case1", model="vit_base", dataset="imagenet100").depth is None  # ViT-B's 12
     h = row_cfg("headline", "lmim", model="small", dataset="fashion_mnist")
     assert (h.decoder_type, h.avg_vis_mask_token, h.loss, h.patch_gap) == ("cross", True, "infonce_patches", 1)
+
+
+def test_the_demo_scale_runs_the_demo_recipe_on_synthetic():
+    # the headline's Latent MIM row at model=demo is configs/demo.yaml (the recipe whose sweep is in
+    # docs/small_scale.md), except for the table's own evaluation settings
+    demo = compose_config([], config_name="demo")
+    h = row_cfg("headline", "lmim", model="demo", dataset="synthetic")
+    keys = ("encoder", "embed_dim", "depth", "num_heads", "patch_size", "grid_size", "patch_gap", "decoder_depth",
+            "decoder_embed_dim", "decoder_num_heads", "batch_size", "lr", "target_tau_frac", "warmup_frac",
+            "avg_sim_coeff", "decoder_type", "avg_vis_mask_token", "loss", "target_mode")
+    assert {k: getattr(h, k) for k in keys} == {k: getattr(demo, k) for k in keys}
+    assert (h.proj.mlp_dim, h.proj.mlp_depth) == (demo.proj.mlp_dim, demo.proj.mlp_depth)
+    assert (h.synthetic.num_train, h.synthetic.image_size) == (demo.synthetic.num_train, demo.synthetic.image_size)
+    assert num_visible(16, h.num_vis, h.mask_ratio) == demo.num_vis == 4
+    # the paper's scales keep the paper's 20 of 196 visible
+    assert num_visible(196, *(lambda c: (c.num_vis, c.mask_ratio))(
+        row_cfg("headline", "lmim", model="vit_base", dataset="imagenet100"))) == 20
+    mae = row_cfg("headline", "mae", model="demo", dataset="synthetic")
+    assert (mae.method, mae.mask_ratio, mae.decoder_depth, mae.lr, mae.target_tau_frac) == ("mae", 0.75, 4, 2e-3, 0.02)
 
 
 def test_warmup_is_five_percent_with_at_least_one_epoch():

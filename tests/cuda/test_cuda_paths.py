@@ -11,6 +11,7 @@ import torch
 
 from latentmim.config.load import compose_config
 from latentmim.engine.checkpoint import load_checkpoint
+from latentmim.engine.knn import l2_normalize, top_similar
 from latentmim.engine.pretrain import pretrain
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -97,3 +98,14 @@ def test_eval_suites_run_on_cuda(tiny, tmp_path):
                                            epochs=2, warmup_epochs=0, batch_size=16,
                                            output_dir=str(tmp_path / "linear")))
     assert 0 <= lin["scores"]["top1"] <= 100
+
+
+def test_two_stage_knn_search_on_cuda_returns_the_exact_neighbours():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 384, generator=gen)
+    bank = centres[torch.randint(0, 10, (60000,), generator=gen)] + 0.5 * torch.randn(60000, 384, generator=gen)
+    queries = centres[torch.randint(0, 10, (2000,), generator=gen)] + 0.5 * torch.randn(2000, 384, generator=gen)
+    bank, queries = l2_normalize(bank).cuda(), l2_normalize(queries).cuda()
+    _, exact = top_similar(queries, bank, 20, search="exact")
+    _, two_stage = top_similar(queries, bank, 20, search="bf16")
+    assert (exact == two_stage).all(dim=1).float().mean().item() >= 0.999

@@ -10,9 +10,12 @@ from torch import Tensor
 
 from latentmim.engine.features import extract_features, raw_pixel_features
 from latentmim.engine.knn import (
+    BF16_SIM_ERROR,
+    EXTRA_CANDIDATES,
     l2_normalize,
     loo_1nn_accuracy,
     loo_1nn_predict,
+    top_similar,
     weighted_knn_accuracy,
     weighted_knn_predict,
 )
@@ -217,6 +220,78 @@ def test_weighted_knn_rejects_bad_arguments() -> None:
         weighted_knn_predict(bank, labels, q, num_classes=2, temperature=0.0)
     with pytest.raises(ValueError):
         weighted_knn_predict(bank, labels, torch.randn(2, 5), num_classes=2)
+
+
+# ------------------------------------------------------------- two-stage (bf16 + exact) search
+
+
+def clustered(n: int, dim: int, gen: torch.Generator, centres: int = 8) -> Tensor:
+    """(n, dim) unit rows around a few centres: dense neighbourhoods, like real features."""
+    c = torch.randn(centres, dim, generator=gen)
+    return l2_normalize(c[torch.randint(0, centres, (n,), generator=gen)] + 0.4 * torch.randn(n, dim, generator=gen))
+
+
+def test_bf16_similarity_error_is_within_the_stated_bound() -> None:
+    gen = torch.Generator().manual_seed(5)
+    for dim in (16, 384, 4096):
+        a, b = clustered(300, dim, gen), clustered(2000, dim, gen)
+        exact = a.double() @ b.double().T
+        coarse = (a.bfloat16() @ b.bfloat16().T).double()
+        err = (coarse - exact).abs().max().item()
+        assert 1e-4 < err < BF16_SIM_ERROR  # bf16 does move similarities, but never past the bound
+
+
+@pytest.mark.parametrize("chunk_size", [7, 1024])
+def test_two_stage_search_returns_the_exact_neighbours(chunk_size: int) -> None:
+    gen = torch.Generator().manual_seed(6)
+    bank, queries = clustered(3000, 48, gen), clustered(200, 48, gen)
+    sims, index = top_similar(queries, bank, 20, chunk_size=chunk_size, search="exact")
+    sims2, index2 = top_similar(queries, bank, 20, chunk_size=chunk_size, search="bf16")
+    assert torch.equal(index2, index)
+    torch.testing.assert_close(sims2, sims, rtol=0, atol=1e-6)
+    labels = torch.randint(0, 5, (3000,), generator=gen)
+    torch.testing.assert_close(weighted_knn_predict(bank, labels, queries, 5, search="bf16"),
+                               weighted_knn_predict(bank, labels, queries, 5, search="exact"), rtol=1e-5, atol=0)
+
+
+def test_two_stage_search_redoes_queries_whose_neighbours_bf16_cannot_rank() -> None:
+    # 200 bank rows closer to the query than bf16 can resolve (similarities 1 - 1e-5 * j), shuffled
+    # among far rows: the bf16 pass keeps an arbitrary 52 of them, so only the certification
+    # check (and its exact re-search) recovers the true 20 nearest, in order.
+    gen = torch.Generator().manual_seed(7)
+    dim = 32
+    query = l2_normalize(torch.randn(1, dim, generator=gen))
+    ortho = l2_normalize(torch.randn(200, dim, generator=gen) - (torch.randn(200, dim, generator=gen) @ query.T) * query)
+    ortho = l2_normalize(ortho - (ortho @ query.T) * query)
+    angle = torch.sqrt(2e-5 * torch.arange(1, 201, dtype=torch.float32))[:, None]  # cos ~ 1 - 1e-5 j
+    near = l2_normalize(query * torch.cos(angle) + ortho * torch.sin(angle))
+    bank = torch.cat([near, clustered(3000, dim, gen)])
+    order = torch.randperm(len(bank), generator=gen)
+    bank = bank[order]
+    sims, index = top_similar(query, bank, 20, search="exact")
+    assert EXTRA_CANDIDATES + 20 < 200
+    sims2, index2 = top_similar(query, bank, 20, search="bf16")
+    assert torch.equal(index2, index)
+    assert torch.equal(order[index[0]], torch.arange(20))  # the 20 nearest near-rows, in order
+    torch.testing.assert_close(sims2, sims, rtol=0, atol=1e-6)
+
+
+def test_two_stage_loo_excludes_the_query_itself() -> None:
+    gen = torch.Generator().manual_seed(8)
+    feats = clustered(1500, 24, gen)
+    feats = torch.cat([feats, feats[:10]])  # exact duplicates: legitimate neighbours, selves are not
+    labels = torch.randint(0, 4, (1500,), generator=gen)
+    labels = torch.cat([labels, labels[:10]])  # a tie between two copies is then no ambiguity
+    exact = loo_1nn_predict(feats, labels, chunk_size=100, search="exact")
+    assert torch.equal(loo_1nn_predict(feats, labels, chunk_size=100, search="bf16"), exact)
+    _, index = top_similar(feats, feats, 3, exclude_self=True, search="bf16")
+    assert not (index == torch.arange(len(feats))[:, None]).any()
+    assert torch.equal(index[:10, 0], torch.arange(1500, 1510)) and torch.equal(index[1500:, 0], torch.arange(10))
+
+
+def test_search_mode_is_validated() -> None:
+    with pytest.raises(ValueError, match="search must be one of"):
+        weighted_knn_predict(torch.randn(100, 3), torch.zeros(100).long(), torch.randn(2, 3), 2, k=2, search="fast")
 
 
 # ---------------------------------------------------------------------- feature extraction

@@ -44,7 +44,7 @@ class AblateOptions:
 
     Attributes:
         dataset: fashion_mnist (default; real data), synthetic, cifar10, ..., imagenet100.
-        model: size preset (:data:`~latentmim.ablate.scales.SCALES`): tiny | small | vit_small | vit_base.
+        model: size preset (:data:`~latentmim.ablate.scales.SCALES`): tiny | small | demo | vit_small | vit_base.
         budget_min: minutes for the whole table (rows share it equally); ignored with ``epochs``.
         epochs: fixed epochs of every row (0 = derive from ``budget_min``).
         output_dir: the table goes to ``output_dir/TABLE`` (one folder per row).

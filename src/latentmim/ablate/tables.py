@@ -26,7 +26,7 @@ _LMIM_BASE = [
 _MAE = ["method=mae", "mask_ratio=0.75", "patch_gap=0", "pos_spacing=integer", "decoder_depth={dec_deep}", "mae.norm_pix_loss=true"]
 # The paper's best Latent MIM (the headline row).
 _LMIM_BEST = [
-    "method=lmim", "target_mode=ema", "loss=infonce_patches", "mask_ratio=0.9", "patch_gap={gap}",
+    "method=lmim", "target_mode=ema", "loss=infonce_patches", "mask_ratio={mask}", "patch_gap={gap}",
     "avg_sim_coeff=0.1", "decoder_type=cross", "avg_vis_mask_token=true", "proj.mlp_depth={proj}",
     "decoder_depth={dec}",
 ]

@@ -34,6 +34,7 @@ T = TypeVar("T")
 FEATURES = ("avgpool_prenorm", "avgpool", "cls")
 PRECISIONS = ("fp32", "bf16", "fp16")
 PROTOCOLS = ("both", "loo", "weighted")
+SEARCH_MODES = ("auto", "exact", "bf16")  # engine.knn's (config does not import engine)
 LINEAR_MODES = ("augment", "cached")
 SUITES = ("auto", "knn", "linear", "finetune", "fewshot", "segment", "video")
 
@@ -143,6 +144,7 @@ def _validate_common(cfg: EvalCommon) -> None:
 def _validate_knn(o: KnnOptions, p: str) -> None:
     _choice(f"{p}feature", o.feature, FEATURES)
     _choice(f"{p}protocol", o.protocol, PROTOCOLS)
+    _choice(f"{p}search", o.search, SEARCH_MODES)
     _at_least(f"{p}k", o.k, 1)
     _at_least(f"{p}temperature", o.temperature, 0.0, strict=True)
     _at_least(f"{p}batch_size", o.batch_size, 1)

@@ -40,6 +40,7 @@ def knn_protocols(
     k: int = 20,
     temperature: float = 0.07,
     protocol: str = "both",
+    search: str = "auto",
 ) -> KnnOutcome:
     """Run the NN protocols on precomputed features.
 
@@ -49,6 +50,8 @@ def knn_protocols(
         num_classes: C.
         k, temperature: weighted k-NN settings.
         protocol: ``loo`` | ``weighted`` | ``both``.
+        search: neighbour search, ``auto`` | ``exact`` | ``bf16`` (:func:`~latentmim.engine.knn.top_similar`:
+            the same neighbours either way).
 
     Returns:
         predictions ``{"loo": ..., "weighted": ...}`` and scores ``nn_loo``, ``knn{k}_top1``,
@@ -59,12 +62,12 @@ def knn_protocols(
     n = val_y.shape[0]
     val_y = val_y.to(val_x.device)
     if protocol in ("loo", "both"):
-        preds["loo"] = loo_1nn_predict(val_x, val_y)
+        preds["loo"] = loo_1nn_predict(val_x, val_y, search=search)
         scores["nn_loo"] = 100.0 * (preds["loo"] == val_y).sum().item() / n
     if protocol in ("weighted", "both"):
         assert train_x is not None and train_y is not None
         class_scores = weighted_knn_predict(train_x, train_y, val_x.to(train_x.device), num_classes, k=k,
-                                            temperature=temperature)
+                                            temperature=temperature, search=search)
         val_y = val_y.to(class_scores.device)
         ranked = class_scores.topk(min(5, num_classes), dim=1).indices  # (Nv, <=5)
         preds["weighted"] = ranked[:, 0]
@@ -98,7 +101,7 @@ def run_knn_eval(cfg: KnnEvalConfig) -> dict[str, Any]:
     t_feat = time.time() - t0
     # Features come back on the CPU; the similarity search runs on the evaluation device.
     outcome = knn_protocols(*(None if t is None else t.to(device) for t in (train_x, train_y, val_x, val_y)),
-                            splits.info.num_classes, cfg.k, cfg.temperature, cfg.protocol)
+                            splits.info.num_classes, cfg.k, cfg.temperature, cfg.protocol, cfg.search)
     outcome.predictions = {k: v.cpu() for k, v in outcome.predictions.items()}
     t_knn = time.time() - t0 - t_feat
     rows = [{"features": f"{cfg.feature} ({loaded.format})", **outcome.scores}]
@@ -110,7 +113,7 @@ def run_knn_eval(cfg: KnnEvalConfig) -> dict[str, Any]:
             px_train = extract_features(raw_pixel_features, loader(splits.train), "cpu", cfg.progress,
                                         "train pixels").readable()
         baselines["raw_pixels"] = knn_protocols(*px_train, *px_val, splits.info.num_classes, cfg.k,
-                                                cfg.temperature, cfg.protocol).scores
+                                                cfg.temperature, cfg.protocol, cfg.search).scores
         rows.append({"features": "raw pixels", **baselines["raw_pixels"]})
     results: dict[str, Any] = {
         "suite": "knn",
