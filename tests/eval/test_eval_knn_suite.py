@@ -76,7 +76,7 @@ def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_suite_scores_equal_a_direct_computation(untrained_checkpoint: Path, tmp_path: Path) -> None:
-    cfg = parse_eval_config(KnnEvalConfig, [f"checkpoint={untrained_checkpoint}", "k=5", "workers=0",
+    cfg = parse_eval_config(KnnEvalConfig, [f"checkpoint={untrained_checkpoint}", "k=5", "workers=0", "save_features=true",
                                             "progress=false", "baselines=true", f"output_dir={tmp_path}"])
     results = run_knn_eval(cfg)
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -98,6 +98,11 @@ def test_suite_scores_equal_a_direct_computation(untrained_checkpoint: Path, tmp
     assert results["scores"] == pytest.approx(ref.scores)
     assert results["num_train"] == 48 and results["num_val"] == 24
     assert set(results["baselines"]["raw_pixels"]) == {"nn_loo", "knn5_top1", "knn5_top5"}
+    # save_features=true: the scored features, as encoded by hand
+    saved = torch.load(tmp_path / "features.pt")
+    torch.testing.assert_close(saved["val"], vx)
+    torch.testing.assert_close(saved["train"], tx)
+    assert torch.equal(saved["train_labels"], ty) and torch.equal(saved["val_labels"], vy)
 
 
 def test_val_subset_and_loo_only(untrained_checkpoint: Path, tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ class KnnOptions:
     protocol: str = "both"  # loo (official LOO 1-NN on val) | weighted (train -> val) | both
     batch_size: int = 256  # images per feature-extraction batch
     baselines: bool = False  # also score raw pixels, the floor a learned feature must beat
+    save_features: bool = False  # also write the features and labels to features.pt (torch.save)
     search: str = "auto"  # neighbour search: auto (bf16 + exact re-rank where bf16 is faster) | exact | bf16
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from latentmim.config.eval_schema import KnnEvalConfig
+from latentmim.engine.checkpoint import save_atomic
 from latentmim.engine.features import extract_encoder_features, extract_features, raw_pixel_features
 from latentmim.engine.knn import loo_1nn_predict, weighted_knn_predict
 from latentmim.eval.data import build_eval_splits, make_loader
@@ -137,6 +139,11 @@ def run_knn_eval(cfg: KnnEvalConfig) -> dict[str, Any]:
           f"`knn{cfg.k}_*`: weighted k-NN (k={cfg.k}, T={cfg.temperature}), train bank "
           f"({results['num_train']} images) -> val. Accuracy in %.\n\n"
           + markdown_table(rows, columns) + "\n")
+    if cfg.save_features:  # e.g. for benchmarks/eval_speed.py --features
+        saved = {"val": val_x.cpu(), "val_labels": val_y.cpu()}
+        if train_x is not None and train_y is not None:
+            saved |= {"train": train_x.cpu(), "train_labels": train_y.cpu()}
+        save_atomic(saved, Path(session.out_dir) / "features.pt")
     write_results(session.out_dir, results, md)
     results["output_dir"] = str(session.out_dir)
     return results
