@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from latentmim.engine.features import encode_images
+from latentmim.data.fashion_mnist import FASHION_MNIST_DEFAULT_ROOT, FashionMNIST
+from latentmim.engine.features import encode_images, raw_pixel_features
 from latentmim.engine.knn import bf16_matmul_is_faster, loo_1nn_predict, weighted_knn_predict
 from latentmim.engine.precision import autocast
 from latentmim.engine.timing import median_seconds
@@ -61,18 +62,15 @@ def knn_speed(bank: int, queries: int, dim: int, repeats: int, device: torch.dev
     return weighted, loo
 
 
-def fashion_mnist_pixels(root: Path = Path("/usr/share/datasets/fashion-mnist")) -> dict[str, torch.Tensor] | None:
-    """Standardised raw pixels of Fashion-MNIST's train and test images (the raw-pixel baseline's features)."""
-    from latentmim.data.fashion_mnist import find_idx_file
-    from latentmim.data.idx import read_idx
-
+def fashion_mnist_pixels(root: Path = Path(FASHION_MNIST_DEFAULT_ROOT)) -> dict[str, torch.Tensor] | None:
+    """Per-pixel standardised raw pixels of Fashion-MNIST's train and test images."""
     if not root.is_dir():
         return None
     out = {}
-    for split, name in (("train", "train"), ("val", "t10k")):
-        x = torch.from_numpy(read_idx(find_idx_file(root, f"{name}-images-idx3-ubyte"))).flatten(1).float()
-        out[split] = x
-        out[f"{split}_labels"] = torch.from_numpy(read_idx(find_idx_file(root, f"{name}-labels-idx1-ubyte"))).long()
+    for split in ("train", "val"):
+        ds = FashionMNIST(root, split)
+        out[split] = raw_pixel_features(torch.from_numpy(ds.images)[:, None])
+        out[f"{split}_labels"] = torch.from_numpy(ds.targets).long()
     mean, std = out["train"].mean(0), out["train"].std(0) + 1e-6
     out["train"], out["val"] = (out["train"] - mean) / std, (out["val"] - mean) / std
     return out

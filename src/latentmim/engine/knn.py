@@ -21,12 +21,14 @@ queries that fail the check are searched again in fp32. See :func:`top_similar`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from latentmim.config.eval_load import SEARCH_MODES
+from latentmim.engine.timing import median_seconds
 
 __all__ = [
     "BF16_SIM_ERROR",
@@ -76,7 +78,6 @@ EXTRA_CANDIDATES = 32
 # top-k and the re-ranking (weighted 20-NN, 10k x 60k x 384 on 2 cores: 1.45 s at 256 rows,
 # 2.0 s at 1024; the fp32 pass is fastest at 1024: 4.05 s vs 5.06 s).
 BF16_CHUNK = 256
-_SEARCH_MODES = ("auto", "exact", "bf16")
 _bf16_is_faster: dict[str, bool] = {}
 
 
@@ -93,14 +94,8 @@ def bf16_matmul_is_faster(device: torch.device) -> bool:
     if "cpu" not in _bf16_is_faster:
         g = torch.Generator().manual_seed(0)
         a, b = torch.randn(256, 384, generator=g), torch.randn(4096, 384, generator=g)
-        seconds = {}
-        for dtype in (torch.float32, torch.bfloat16):
-            x, y = a.to(dtype), b.to(dtype)
-            x @ y.T  # warm-up (kernel selection)
-            start = time.perf_counter()
-            for _ in range(3):
-                x @ y.T
-            seconds[dtype] = time.perf_counter() - start
+        seconds = {dtype: median_seconds(lambda x=a.to(dtype), y=b.to(dtype): x @ y.T, 3, device)
+                   for dtype in (torch.float32, torch.bfloat16)}
         # a clear margin: the two-stage search also pays for the top-k, the re-ranking and the checks
         _bf16_is_faster["cpu"] = seconds[torch.bfloat16] < 0.6 * seconds[torch.float32]
     return _bf16_is_faster["cpu"]
@@ -188,8 +183,8 @@ def _bf16_similarities(queries: Tensor, bank_bf16: Tensor) -> Tensor:
 
 def _search_bank(bank: Tensor, search: str) -> Tensor | None:
     """The bf16 copy of the bank for a two-stage search, or None for one exact pass."""
-    if search not in _SEARCH_MODES:
-        raise ValueError(f"search must be one of {', '.join(_SEARCH_MODES)}, got {search!r}")
+    if search not in SEARCH_MODES:
+        raise ValueError(f"search must be one of {', '.join(SEARCH_MODES)}, got {search!r}")
     if bank.dtype != torch.float32 or search == "exact":
         return None
     if search == "auto" and not bf16_matmul_is_faster(bank.device):
