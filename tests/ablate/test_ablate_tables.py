@@ -129,3 +129,16 @@ def test_list_shows_every_table_and_row(capsys):
     for table in TABLES.values():
         assert f"{table.name}: " in out
         assert all(row.key in out for row in table.rows)
+
+
+def test_the_decoder_table_starts_from_the_scales_best_mask_ratio():
+    # the paper's decoder table starts from its masking table's best row (0.9 of 196 patches); on
+    # the demo scale's 16 patches 0.9 leaves 2 visible, measured below 4 of 16, so it starts at 0.75
+    for key in ("self_none", "cross_cues", "cross_cues_deep"):
+        paper = row_cfg("decoder", key, model="vit_base", dataset="imagenet100")
+        demo = row_cfg("decoder", key, model="demo", dataset="synthetic")
+        assert (paper.mask_ratio, demo.mask_ratio) == (0.9, 0.75)
+        assert num_visible(196, paper.num_vis, paper.mask_ratio) == 20
+        assert num_visible(16, demo.num_vis, demo.mask_ratio) == 4
+    # the masking table itself keeps the paper's ratios on every scale: it is what tests them
+    assert row_cfg("masking", "m90_gap0", model="demo", dataset="synthetic").mask_ratio == 0.9
