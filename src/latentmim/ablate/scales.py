@@ -3,8 +3,9 @@
 A table row is written once, in the paper's terms ("gap 4", "decoder depth 3 / 8"); the scale
 and the dataset turn those terms into numbers that fit the hardware: ``{gap}`` is a quarter of
 the patch side (4 of 16 px in the paper), ``{dec}`` / ``{dec_deep}`` are the shallow / deep
-decoder depths, ``{proj}`` the projector depth, ``{mask}`` the mask ratio of the headline and the decoder table (the paper's
-0.9 of 196 patches; a 4x4 grid keeps 4 of 16 visible, the demo recipe's measured best).
+decoder depths, ``{proj}`` the projector depth, ``{mask}`` the mask ratio of the headline and
+the decoder table (the paper's 0.9 of 196 patches; a 4x4 grid keeps 4 of 16 visible, the demo
+recipe's measured best).
 """
 
 from __future__ import annotations
