@@ -32,6 +32,7 @@ CLUSTERS = ("slurm", "local")  # submitit executors for env.slurm=True
 BACKENDS = ("auto", "nccl", "gloo")
 TARGET_MODES = ("naive", "independent", "stopgrad", "ema")
 LOSSES = ("infonce_patches", "patch_disc", "mse", "l1", "huber", "norm_l2")
+AUGMENTS = ("pil", "tensor")  # latentmim.data.transforms.train_transform | latentmim.data.tensor_augment
 DATASETS = (
     "synthetic",
     "fashion_mnist",
@@ -125,6 +126,7 @@ def validate(cfg: PretrainConfig) -> None:
     _choice("dataset", cfg.dataset, DATASETS)
     _choice("env.precision", cfg.env.precision, PRECISIONS)
     _choice("pos_spacing", cfg.pos_spacing, POS_SPACINGS)
+    _choice("augment", cfg.augment, AUGMENTS)
     for key in ("patch_size", "grid_size", "epochs", "batch_size", "accum_iter", "blr",
                 "decoder_embed_dim", "decoder_num_heads", "tau", "eval_freq", "save_freq",
                 "knn_k", "knn_t", "embed_dim", "depth", "num_heads", "target_depth"):

@@ -38,7 +38,9 @@ class SeededDataset(Dataset):
             :class:`~latentmim.data.robust.RobustDataset`, substituted (unreadable)
             samples are reported through the ``ok`` flag.
         transform: Callable PIL image -> tensor (C, H, W), e.g. from
-            :mod:`latentmim.data.transforms`; may use torch/random/numpy global RNGs.
+            :mod:`latentmim.data.transforms`; may use torch/random/numpy global RNGs. One
+            with ``uses_generator = True`` (:class:`~latentmim.data.tensor_augment.TensorCropFlip`)
+            is called as ``transform(image, generator)`` instead.
         seed: Non-negative run seed.
     """
 
@@ -79,8 +81,12 @@ class SeededDataset(Dataset):
             image, label = self.base[index]
             ok = True
         # Seeded by the requested index, so a substitute is augmented reproducibly too.
-        with seeded_global_rngs(derive_seed(AUGMENT_STREAM, self.seed, self.epoch, index)):
-            tensor = self.transform(image)
+        seed = derive_seed(AUGMENT_STREAM, self.seed, self.epoch, index)
+        if getattr(self.transform, "uses_generator", False):  # explicit generator: no global RNG touched
+            tensor = self.transform(image, torch.Generator().manual_seed(seed))
+        else:
+            with seeded_global_rngs(seed):
+                tensor = self.transform(image)
         return tensor, int(label), ok
 
 

@@ -11,6 +11,7 @@ from latentmim.config.schema import PretrainConfig
 from latentmim.data.info import DatasetInfo
 from latentmim.data.loader import EpochSampler, SeededDataset
 from latentmim.data.registry import build_dataset
+from latentmim.data.tensor_augment import TensorCropFlip
 from latentmim.data.transforms import eval_transform, train_transform
 
 
@@ -63,9 +64,10 @@ def build_pretrain_data(
     their features can be gathered (:func:`latentmim.engine.distributed.all_gather_ordered`).
     """
     base, info = _raw(cfg, "train")
+    make_transform = TensorCropFlip if cfg.augment == "tensor" else train_transform
     train = SeededDataset(  # train_images: a fixed subset, so short runs can still finish epochs
         _subset(base, cfg.train_images, cfg.data_seed + 2),
-        train_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed,
+        make_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed,
     )
     sampler = EpochSampler(len(train), seed=cfg.env.seed, shuffle=True, drop_last=world_size > 1,
                            rank=rank, world_size=world_size)
