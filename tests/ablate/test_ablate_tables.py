@@ -66,7 +66,7 @@ def test_the_demo_scale_runs_the_demo_recipe_on_synthetic():
     h = row_cfg("headline", "lmim", model="demo", dataset="synthetic")
     keys = ("encoder", "embed_dim", "depth", "num_heads", "patch_size", "grid_size", "patch_gap", "decoder_depth",
             "decoder_embed_dim", "decoder_num_heads", "batch_size", "lr", "target_tau_frac", "warmup_frac",
-            "avg_sim_coeff", "decoder_type", "avg_vis_mask_token", "loss", "target_mode")
+            "avg_sim_coeff", "decoder_type", "avg_vis_mask_token", "loss", "target_mode", "augment")
     assert {k: getattr(h, k) for k in keys} == {k: getattr(demo, k) for k in keys}
     assert (h.proj.mlp_dim, h.proj.mlp_depth) == (demo.proj.mlp_dim, demo.proj.mlp_depth)
     assert h.synthetic.image_size == demo.synthetic.image_size

@@ -4,7 +4,7 @@ The same operations as :func:`latentmim.data.transforms.train_transform` (random
 of area ``[min_crop, 1]`` and aspect ``[3/4, 4/3]``, bicubic, horizontal flip with p = 0.5,
 normalise), for small images where the PIL path's per-sample overhead dominates a CPU step:
 on the demo's 40-px images the PIL transform and the re-seeding of the three global RNGs
-around it cost more than the training step itself (``docs/small_scale.md``, section 7).
+around it cost more than the training step itself (``docs/small_scale.md``, section 6).
 
 Here the randomness of one sample is one ``torch.rand`` call on a ``torch.Generator`` that
 :class:`~latentmim.data.loader.SeededDataset` seeds from (seed, epoch, index), so no global RNG
