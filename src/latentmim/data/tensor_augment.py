@@ -19,13 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from latentmim.data.errors import DataError
+from latentmim.data.transforms import check_crop, pil_mode
 
 CROP_ATTEMPTS = 10  # as torchvision's RandomResizedCrop: then fall back to a centre crop
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -70,35 +69,12 @@ def crop_box(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def to_uint8_chw(image: Image.Image | np.ndarray | torch.Tensor, in_chans: int) -> torch.Tensor:
-    """A PIL image, an (H, W[, C]) uint8 array or a (C, H, W) uint8 tensor as (in_chans, H, W) uint8.
-
-    Grey images are repeated to 3 channels and colour ones averaged with PIL's luma weights, as
-    PIL's ``convert`` does in the other path.
-    """
-    if isinstance(image, Image.Image):
-        mode = "L" if in_chans == 1 else "RGB"
-        image = image if image.mode == mode else image.convert(mode)
-        # tobytes is a plain copy of PIL's buffer: 2x faster than numpy's array interface here
-        pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-        return pixels.view(image.height, image.width, in_chans).permute(2, 0, 1)
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise DataError(f"tensor augmentation needs uint8 pixels, got {image.dtype}")
-        t = torch.from_numpy(np.array(image))  # a copy: PIL's arrays are read-only
-        t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
-    else:
-        t = image
-    if t.dtype != torch.uint8 or t.ndim != 3:
-        raise DataError(f"tensor augmentation needs a uint8 (C, H, W) image, got {t.dtype} {tuple(t.shape)}")
-    if t.shape[0] == in_chans:
-        return t
-    if t.shape[0] == 1 and in_chans == 3:
-        return t.expand(3, -1, -1)
-    if t.shape[0] == 3 and in_chans == 1:  # ITU-R 601-2 luma, PIL's "L" conversion
-        w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-        return (t.float() * w).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-    raise DataError(f"tensor augmentation: a {t.shape[0]}-channel image cannot become {in_chans} channels")
+def to_uint8_chw(image: Image.Image, mode: str) -> torch.Tensor:
+    """A PIL image as a (C, H, W) uint8 tensor in ``mode`` ('L' or 'RGB'), converted as the PIL path does."""
+    image = image if image.mode == mode else image.convert(mode)
+    # tobytes is a plain copy of PIL's buffer: 2x faster than numpy's array interface here
+    pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    return pixels.view(image.height, image.width, len(image.getbands())).permute(2, 0, 1)
 
 
 class TensorCropFlip:
@@ -121,12 +97,8 @@ class TensorCropFlip:
     def __init__(
         self, crop_size: int, min_crop: float, mean: Sequence[float], std: Sequence[float], in_chans: int = 3
     ) -> None:
-        if in_chans not in (1, 3) or len(mean) != in_chans or len(std) != in_chans:
-            raise DataError(f"in_chans must be 1 or 3 with as many mean/std entries, got {in_chans}, {mean}, {std}")
-        if crop_size < 1:
-            raise DataError(f"crop_size must be >= 1, got {crop_size}")
-        if not 0.0 < min_crop <= 1.0:
-            raise DataError(f"min_crop must be in (0, 1], got {min_crop}")
+        self.mode = pil_mode(in_chans, mean, std)
+        check_crop(crop_size, min_crop)
         self.crop_size = int(crop_size)
         self.min_crop = float(min_crop)
         self.in_chans = in_chans
@@ -135,8 +107,8 @@ class TensorCropFlip:
         self.scale = 1.0 / (255.0 * std_t)
         self.shift = -torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1) / std_t
 
-    def __call__(self, image: Image.Image | np.ndarray | torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        img = to_uint8_chw(image, self.in_chans)
+    def __call__(self, image: Image.Image, generator: torch.Generator) -> torch.Tensor:
+        img = to_uint8_chw(image, self.mode)
         u = torch.rand(2 * CROP_ATTEMPTS + 3, generator=generator)  # attempts, top, left; flip last
         top, left, h, w = crop_box(img.shape[1], img.shape[2], self.min_crop, u[:-1])
         out = F.resized_crop(img, top, left, h, w, [self.crop_size, self.crop_size],

@@ -35,12 +35,21 @@ class ConvertMode:
         return f"{type(self).__name__}(mode={self.mode!r})"
 
 
-def _mode_for(in_chans: int, mean: Sequence[float], std: Sequence[float]) -> str:
+def pil_mode(in_chans: int, mean: Sequence[float], std: Sequence[float]) -> str:
+    """The PIL mode ('L' or 'RGB') of ``in_chans`` channels, after checking mean/std match it."""
     if in_chans not in (1, 3):
         raise DataError(f"in_chans must be 1 or 3, got {in_chans}")
     if len(mean) != in_chans or len(std) != in_chans:
         raise DataError(f"mean/std have {len(mean)}/{len(std)} entries but in_chans={in_chans}")
     return "L" if in_chans == 1 else "RGB"
+
+
+def check_crop(crop_size: int, min_crop: float) -> None:
+    """Raise :class:`DataError` unless ``crop_size >= 1`` and ``0 < min_crop <= 1``."""
+    if crop_size < 1:
+        raise DataError(f"crop_size must be >= 1, got {crop_size}")
+    if not 0.0 < min_crop <= 1.0:
+        raise DataError(f"min_crop must be in (0, 1], got {min_crop}")
 
 
 def train_transform(
@@ -62,11 +71,8 @@ def train_transform(
     Returns:
         Transform mapping a PIL image to a float tensor (in_chans, crop_size, crop_size).
     """
-    mode = _mode_for(in_chans, mean, std)
-    if crop_size < 1:
-        raise DataError(f"crop_size must be >= 1, got {crop_size}")
-    if not 0.0 < min_crop <= 1.0:
-        raise DataError(f"min_crop must be in (0, 1], got {min_crop}")
+    mode = pil_mode(in_chans, mean, std)
+    check_crop(crop_size, min_crop)
     return T.Compose(
         [
             ConvertMode(mode),
@@ -93,7 +99,7 @@ def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> T.
     Returns:
         Transform mapping a PIL image to a float tensor (len(mean), size, size).
     """
-    mode = _mode_for(len(mean), mean, std)
+    mode = pil_mode(len(mean), mean, std)
     if size < 1:
         raise DataError(f"eval size must be >= 1, got {size}")
     return T.Compose(
