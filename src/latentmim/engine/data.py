@@ -25,7 +25,8 @@ class PretrainData:
     nn_val: DataLoader | None
 
 
-def _raw(cfg: PretrainConfig, split: str):
+def raw_dataset(cfg: PretrainConfig, split: str):
+    """The un-transformed ``split`` of the run's dataset and its :class:`DatasetInfo`."""
     num = cfg.synthetic.num_train if split == "train" else cfg.synthetic.num_val
     return build_dataset(
         cfg.dataset,
@@ -63,7 +64,7 @@ def build_pretrain_data(
     not fill a global batch is dropped), and the monitor's shards are padded to equal length so
     their features can be gathered (:func:`latentmim.engine.distributed.all_gather_ordered`).
     """
-    base, info = _raw(cfg, "train")
+    base, info = raw_dataset(cfg, "train")
     make_transform = TensorCropFlip if cfg.augment == "tensor" else train_transform
     train = SeededDataset(  # train_images: a fixed subset, so short runs can still finish epochs
         _subset(base, cfg.train_images, cfg.data_seed + 2),
@@ -79,13 +80,39 @@ def build_pretrain_data(
                         generator=torch.Generator().manual_seed(cfg.env.seed), **common)
     nn_train = nn_val = None
     if with_monitor:
-        tf = eval_transform(cfg.eval_size, info.mean, info.std)
-        val_base, _ = _raw(cfg, "val")
-        eval_bs = max(cfg.batch_size, 64)
-        nn_train_set = _subset(SeededDataset(base, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.data_seed)
-        nn_val_set = _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.data_seed + 1)
-        nn_train = DataLoader(nn_train_set, batch_size=eval_bs, sampler=_shard(nn_train_set, rank, world_size),
-                              generator=torch.Generator(), **common)
-        nn_val = DataLoader(nn_val_set, batch_size=eval_bs, sampler=_shard(nn_val_set, rank, world_size),
-                            generator=torch.Generator(), **common)
+        nn_train, nn_val = build_monitor_loaders(cfg, device, base=(base, info), rank=rank, world_size=world_size)
     return PretrainData(info, train, sampler, loader, nn_train, nn_val)
+
+
+def build_monitor_loaders(
+    cfg: PretrainConfig,
+    device: torch.device,
+    size: int | None = None,
+    base: tuple | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[DataLoader, DataLoader]:
+    """The NN monitor's (train bank, val) loaders: fixed subsets, eval-transformed.
+
+    Args:
+        cfg: the run's config (dataset, subset sizes and seeds).
+        device: where the features will be computed (pins memory for CUDA).
+        size: image side; ``cfg.eval_size`` (G*P) unless given, e.g. ``cfg.train_size`` to read
+            the images with the training's patch gap (:func:`latentmim.engine.features.encode_images`).
+            The subsets are the same images whatever the size.
+        base: the ``(train dataset, info)`` already built for training, so a rendered dataset's
+            cache is shared; built here when None.
+        rank, world_size: this process's strided shard under DDP.
+    """
+    base_ds, info = base if base is not None else raw_dataset(cfg, "train")
+    tf = eval_transform(size or cfg.eval_size, info.mean, info.std)
+    val_base, _ = raw_dataset(cfg, "val")
+    eval_bs = max(cfg.batch_size, 64)
+    common = dict(num_workers=cfg.env.workers, pin_memory=device.type == "cuda", persistent_workers=False)
+    nn_train_set = _subset(SeededDataset(base_ds, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.data_seed)
+    nn_val_set = _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.data_seed + 1)
+    nn_train = DataLoader(nn_train_set, batch_size=eval_bs, sampler=_shard(nn_train_set, rank, world_size),
+                          generator=torch.Generator(), **common)
+    nn_val = DataLoader(nn_val_set, batch_size=eval_bs, sampler=_shard(nn_val_set, rank, world_size),
+                        generator=torch.Generator(), **common)
+    return nn_train, nn_val

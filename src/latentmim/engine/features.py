@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from latentmim.engine.precision import autocast
 from latentmim.engine.progress import live_bars
-from latentmim.masking.patchify import all_ids, patchify
+from latentmim.masking.patchify import all_ids, gather_patches, patchify
 from latentmim.models.vit import ViTEncoder
 
 FEATURES = ("avgpool_prenorm", "avgpool", "cls")
@@ -50,20 +50,28 @@ class FeatureSet(NamedTuple):
 
 
 @torch.no_grad()
-def encode_images(encoder: ViTEncoder, imgs: Tensor, feature: str = "avgpool_prenorm") -> Tensor:
+def encode_images(encoder: ViTEncoder, imgs: Tensor, feature: str = "avgpool_prenorm", patch_gap: int = 0) -> Tensor:
     """Encode whole images.
 
     Args:
         encoder: the online encoder.
-        imgs: (B, C, G*P, G*P) normalised images.
+        imgs: (B, C, G*P, G*P) normalised images, or (B, C, G*(P+g), G*(P+g)) with a gap g.
         feature: ``avgpool_prenorm`` (the official NN protocol: mean of the patch tokens before
             the final norm, cls excluded), ``avgpool`` (same after the norm) or ``cls``.
+        patch_gap: 0 (every protocol: contiguous patches) or g > 0, the *training view*: each
+            G*(P+g) image is read as pre-training with a patch gap reads it, one P x P patch per
+            cell of P+g pixels, cut at the cell's centre (offset g // 2; training draws it in
+            [0, g)). A measurement of the train/eval mismatch of the gap (docs/small_scale.md).
 
     Returns:
         (B, D) float32 features (not normalised; the k-NN code normalises).
     """
-    patches = patchify(imgs, encoder.patch_size)  # (B, N, P*P*C)
     ids = all_ids(imgs.shape[0], encoder.grid_size, imgs.device)
+    if patch_gap:
+        offsets = torch.full((imgs.shape[0], ids.shape[1], 2), patch_gap // 2, dtype=torch.long, device=imgs.device)
+        patches = gather_patches(imgs, ids, offsets, encoder.grid_size, encoder.patch_size, patch_gap)
+    else:
+        patches = patchify(imgs, encoder.patch_size)  # (B, N, P*P*C)
     normed, prenorm = encoder.forward_patches(patches, ids, return_prenorm=True)
     if feature == "avgpool_prenorm":
         out = prenorm[:, 1:].mean(dim=1)
