@@ -24,13 +24,12 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
 from latentmim.engine.data import build_monitor_loaders, raw_dataset
 from latentmim.engine.encoder_io import load_encoder_checkpoint
-from latentmim.engine.features import encode_images
+from latentmim.engine.features import encode_images, raw_pixel_features
 from latentmim.engine.nn_monitor import nn_scores
-from latentmim.masking.patchify import all_ids, gather_patches
+from latentmim.masking.patchify import centre_cut_patches
 
 
 def _parse(spec: str) -> tuple[str, Path]:
@@ -42,13 +41,7 @@ def _parse(spec: str) -> tuple[str, Path]:
 
 def _gapped_pixels(grid: int, patch: int, gap: int):
     """Raw-pixel features of the gapped reading: the G*G centre-cut patches, concatenated."""
-
-    def encode(imgs: Tensor) -> Tensor:
-        ids = all_ids(imgs.shape[0], grid, imgs.device)
-        offsets = torch.full((imgs.shape[0], grid * grid, 2), gap // 2, dtype=torch.long)
-        return gather_patches(imgs, ids, offsets, grid, patch, gap).flatten(1).float()
-
-    return encode
+    return lambda imgs: centre_cut_patches(imgs, grid, patch, gap).flatten(1)  # (B, G*G*P*P*C), normalised floats
 
 
 def score_run(run: Path, gap: int) -> dict[str, dict[str, float]]:
@@ -60,8 +53,7 @@ def score_run(run: Path, gap: int) -> dict[str, dict[str, float]]:
     ckpt = run / "checkpoint_latest.pth"
     if not ckpt.is_file():
         raise SystemExit(f"gap_view_nn: {ckpt}: no checkpoint (is '{run}' a pre-training run folder?)")
-    encoder, cfg = load_encoder_checkpoint(ckpt)
-    encoder.eval()
+    encoder, cfg = load_encoder_checkpoint(ckpt)  # in eval mode
     cpu = torch.device("cpu")
     grid, patch = cfg.grid_size, cfg.patch_size
     base = raw_dataset(cfg, "train")  # built once: a rendered dataset's cache serves both readings
@@ -71,7 +63,7 @@ def score_run(run: Path, gap: int) -> dict[str, dict[str, float]]:
         train, val = build_monitor_loaders(cfg, cpu, size=size, base=base)
         kw = dict(num_classes=classes, device=cpu, k=cfg.knn_k, temperature=cfg.knn_t)
         out[f"{reading}/encoder"] = nn_scores(lambda x, g=g: encode_images(encoder, x, patch_gap=g), train, val, **kw)
-        pixels = _gapped_pixels(grid, patch, g) if g else (lambda x: x.flatten(1).float())
+        pixels = _gapped_pixels(grid, patch, g) if g else raw_pixel_features
         out[f"{reading}/raw pixels"] = nn_scores(pixels, train, val, **kw)
     return out
 
@@ -84,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gap < 1:
         raise SystemExit(f"gap_view_nn: --gap must be >= 1, got {args.gap}")
-    torch.manual_seed(0)
     results = {label: score_run(path, args.gap) for label, path in map(_parse, args.runs)}
     print("| run | reading | features | NN (LOO) | 20-NN |\n|---|---|---|---|---|")
     for label, rows in results.items():

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from latentmim.engine.precision import autocast
 from latentmim.engine.progress import live_bars
-from latentmim.masking.patchify import all_ids, gather_patches, patchify
+from latentmim.masking.patchify import all_ids, centre_cut_patches, patchify
 from latentmim.models.vit import ViTEncoder
 
 FEATURES = ("avgpool_prenorm", "avgpool", "cls")
@@ -68,8 +68,7 @@ def encode_images(encoder: ViTEncoder, imgs: Tensor, feature: str = "avgpool_pre
     """
     ids = all_ids(imgs.shape[0], encoder.grid_size, imgs.device)
     if patch_gap:
-        offsets = torch.full((imgs.shape[0], ids.shape[1], 2), patch_gap // 2, dtype=torch.long, device=imgs.device)
-        patches = gather_patches(imgs, ids, offsets, encoder.grid_size, encoder.patch_size, patch_gap)
+        patches = centre_cut_patches(imgs, encoder.grid_size, encoder.patch_size, patch_gap)
     else:
         patches = patchify(imgs, encoder.patch_size)  # (B, N, P*P*C)
     normed, prenorm = encoder.forward_patches(patches, ids, return_prenorm=True)

@@ -63,6 +63,23 @@ def gather_patches(
     return out.reshape(b, k, patch_size * patch_size * c)
 
 
+def centre_cut_patches(imgs: Tensor, grid_size: int, patch_size: int, patch_gap: int) -> Tensor:
+    """All G*G patches of a gapped image, each cut at its cell's centre (offset g // 2 per axis).
+
+    The deterministic counterpart of the training's random offsets in [0, g): how an evaluation
+    can read a G*(P+g) image the way pre-training with a gap does.
+
+    Args:
+        imgs: (B, C, G*(P+g), G*(P+g)).
+
+    Returns:
+        (B, G*G, P*P*C) in id order, flattened as :func:`gather_patches` does.
+    """
+    ids = all_ids(imgs.shape[0], grid_size, imgs.device)
+    offsets = torch.full((imgs.shape[0], ids.shape[1], 2), patch_gap // 2, dtype=torch.long, device=imgs.device)
+    return gather_patches(imgs, ids, offsets, grid_size, patch_size, patch_gap)
+
+
 def patchify(imgs: Tensor, patch_size: int) -> Tensor:
     """Plain contiguous patchify of all patches in id order.
 
