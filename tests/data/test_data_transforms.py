@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision import transforms as T
 
 from latentmim.data.errors import DataError
 from latentmim.data.info import FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET_MEAN, IMAGENET_STD
-from latentmim.data.transforms import eval_transform, train_transform
+from latentmim.data.transforms import ToNormalizedTensor, eval_transform, train_transform
 
 
 def _rgb(w: int, h: int) -> Image.Image:
@@ -52,6 +53,31 @@ def test_eval_transform_resizes_crops_and_normalises() -> None:
     assert float(x.abs().max()) < 1.0 / 255 / FASHION_MNIST_STD[0]
     x3 = eval_transform(224, IMAGENET_MEAN, IMAGENET_STD)(_rgb(300, 260))
     assert x3.shape == (3, 224, 224)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_to_normalized_tensor_equals_torchvision_bit_for_bit(mode: str) -> None:
+    # The fused step must reproduce T.ToTensor + T.Normalize exactly, or every recorded
+    # number of the PIL path would move.
+    c = 3 if mode == "RGB" else 1
+    mean, std = [0.2, 0.45, 0.7][:c], [0.11, 0.3, 0.27][:c]
+    reference = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+    rng = np.random.default_rng(3)
+    for h, w in [(40, 40), (7, 13), (28, 28)]:
+        shape = (h, w, 3) if c == 3 else (h, w)
+        img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode)
+        ours = ToNormalizedTensor(mean, std)(img)
+        assert ours.shape == (c, h, w) and ours.dtype == torch.float32
+        assert torch.equal(ours, reference(img))
+
+
+def test_to_normalized_tensor_rejects_mismatches() -> None:
+    with pytest.raises(DataError, match="mode 'RGBA'"):
+        ToNormalizedTensor([0.5] * 3, [0.2] * 3)(Image.new("RGBA", (4, 4)))
+    with pytest.raises(DataError, match="1 channels"):
+        ToNormalizedTensor([0.5] * 3, [0.2] * 3)(Image.new("L", (4, 4)))
+    with pytest.raises(DataError, match="non-zero"):
+        ToNormalizedTensor([0.5], [0.0])
 
 
 @pytest.mark.parametrize(

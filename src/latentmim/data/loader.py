@@ -23,6 +23,7 @@ from latentmim.data.seeding import (
     PERMUTATION_STREAM,
     derive_seed,
     seeded_global_rngs,
+    seeded_torch_rng,
 )
 
 
@@ -40,7 +41,9 @@ class SeededDataset(Dataset):
         transform: Callable PIL image -> tensor (C, H, W), e.g. from
             :mod:`latentmim.data.transforms`; may use torch/random/numpy global RNGs. One
             with ``uses_generator = True`` (:class:`~latentmim.data.tensor_augment.TensorCropFlip`)
-            is called as ``transform(image, generator)`` instead.
+            is called as ``transform(image, generator)`` instead; one with
+            ``torch_rng_only = True`` (:class:`~latentmim.data.transforms.TorchRngCompose`) gets
+            only torch's RNG seeded (the same tensors, less overhead).
         seed: Non-negative run seed.
     """
 
@@ -85,7 +88,8 @@ class SeededDataset(Dataset):
         if getattr(self.transform, "uses_generator", False):  # explicit generator: no global RNG touched
             tensor = self.transform(image, torch.Generator().manual_seed(seed))
         else:
-            with seeded_global_rngs(seed):
+            seeded = seeded_torch_rng if getattr(self.transform, "torch_rng_only", False) else seeded_global_rngs
+            with seeded(seed):
                 tensor = self.transform(image)
         return tensor, int(label), ok
 

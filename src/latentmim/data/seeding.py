@@ -4,6 +4,9 @@ Data augmentation in torchvision (and timm's auto-augment) draws from the global
 RNGs of torch, ``random`` and numpy. To make the augmentation of a sample a pure
 function of (seed, epoch, index), those RNGs are re-seeded around each call and
 restored afterwards, so nothing else in the process sees a changed RNG stream.
+A transform known to draw from torch alone is wrapped in the cheaper
+:func:`seeded_torch_rng` (saving and restoring numpy's state costs about 0.1 ms, a
+fifth of a small image's whole augmentation).
 """
 
 from __future__ import annotations
@@ -61,3 +64,22 @@ def seeded_global_rngs(seed: int) -> Iterator[None]:
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+@contextmanager
+def seeded_torch_rng(seed: int) -> Iterator[None]:
+    """Seed torch's CPU RNG inside the block only; ``random`` and numpy are not touched.
+
+    Equivalent to :func:`seeded_global_rngs` for a block that draws from torch's global
+    RNG alone (torchvision's v1 transforms), at a fraction of the cost.
+
+    Args:
+        seed: Seed in ``[0, 2**63)``, e.g. from :func:`derive_seed`.
+    """
+    generator = torch.default_generator
+    state = generator.get_state()
+    generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        generator.set_state(state)
