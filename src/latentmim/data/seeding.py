@@ -44,29 +44,6 @@ def derive_seed(*parts: int) -> int:
 
 
 @contextmanager
-def seeded_global_rngs(seed: int) -> Iterator[None]:
-    """Seed torch's CPU RNG, ``random`` and numpy's global RNG inside the block only.
-
-    Only the CPU generator of torch is touched (not CUDA), so calling this in the
-    main process (``num_workers=0``) leaves GPU randomness alone.
-
-    Args:
-        seed: Seed in ``[0, 2**63)``, e.g. from :func:`derive_seed`.
-    """
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % (1 << 32))
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
-@contextmanager
 def seeded_torch_rng(seed: int) -> Iterator[None]:
     """Seed torch's CPU RNG inside the block only; ``random`` and numpy are not touched.
 
@@ -83,3 +60,25 @@ def seeded_torch_rng(seed: int) -> Iterator[None]:
         yield
     finally:
         generator.set_state(state)
+
+
+@contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed torch's CPU RNG, ``random`` and numpy's global RNG inside the block only.
+
+    Only the CPU generator of torch is touched (not CUDA), so calling this in the
+    main process (``num_workers=0``) leaves GPU randomness alone.
+
+    Args:
+        seed: Seed in ``[0, 2**63)``, e.g. from :func:`derive_seed`.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    with seeded_torch_rng(seed):
+        random.seed(seed)
+        np.random.seed(seed % (1 << 32))
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)

@@ -24,7 +24,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from latentmim.data.transforms import check_crop, pil_mode
+from latentmim.data.transforms import check_crop, pil_mode, to_uint8_chw
 
 CROP_ATTEMPTS = 10  # as torchvision's RandomResizedCrop: then fall back to a centre crop
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -67,14 +67,6 @@ def crop_box(
     else:
         h, w = height, width
     return (height - h) // 2, (width - w) // 2, h, w
-
-
-def to_uint8_chw(image: Image.Image, mode: str) -> torch.Tensor:
-    """A PIL image as a (C, H, W) uint8 tensor in ``mode`` ('L' or 'RGB'), converted as the PIL path does."""
-    image = image if image.mode == mode else image.convert(mode)
-    # tobytes is a plain copy of PIL's buffer: 2x faster than numpy's array interface here
-    pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return pixels.view(image.height, image.width, len(image.getbands())).permute(2, 0, 1)
 
 
 class TensorCropFlip:
