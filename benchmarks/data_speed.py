@@ -1,13 +1,14 @@
-"""Images/s of the pre-training data pipeline: ``augment=pil`` and ``augment=tensor`` side by side.
+"""Images/s of the pre-training data pipeline: ``augment=pil``, ``batch`` and ``tensor`` side by side.
 
     python benchmarks/data_speed.py                       # the demo config (synthetic, 40-px crops)
     python benchmarks/data_speed.py dataset=fashion_mnist # any pretrain overrides
 
 Builds the training loader of the config exactly as ``latentmim pretrain`` does (same dataset,
 sampler, seeded per-sample augmentation, ``env.workers``), renders/caches the images it will read
-first (so rendering is not timed), then times ``--batches`` batches per variant and prints the
-median images/s per batch and the ratio. The training step itself is not included
-(``benchmarks/throughput.py`` times that).
+first (so rendering is not timed), then times ``--batches`` batches per variant, each up to the
+tensor the training step receives (for ``augment=batch`` that includes the batched crop on the
+device, here the CPU), and prints the median images/s per batch and the ratios to ``pil``. The
+training step itself is not included (``benchmarks/throughput.py`` times that).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def time_loader(overrides: list[str], batches: int) -> tuple[float, int]:
     it = iter(data.loader)
     for _ in range(batches):
         t0 = time.perf_counter()
-        images, _, _ = next(it)
+        images = data.to_device(next(it)[0])
         rates.append(images.shape[0] / (time.perf_counter() - t0))
     return statistics.median(rates), cfg.batch_size
 
@@ -47,11 +48,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # the loader runs in the training process (env.workers=0)
     results = {}
-    for aug in ("pil", "tensor"):
+    for aug in ("pil", "batch", "tensor"):
         rate, bs = time_loader([*args.overrides, f"augment={aug}"], args.batches)
         results[aug] = rate
         print(f"augment={aug:<7} {rate:8.0f} img/s  (median of {args.batches} batches of {bs}, 1 thread)")
-    print(f"tensor / pil: {results['tensor'] / results['pil']:.2f}x")
+    for aug in ("batch", "tensor"):
+        print(f"{aug} / pil: {results[aug] / results['pil']:.2f}x")
 
 
 if __name__ == "__main__":

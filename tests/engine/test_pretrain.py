@@ -149,3 +149,13 @@ def test_progress_off_a_terminal_is_plain_lines_not_carriage_returns(tiny, capsy
     assert [line.split(" | ")[0] for line in lines] == [f"epoch {e}/2 step {s}/6" for e in (1, 2) for s in (2, 4, 6)]
     assert all("loss " in line and "lr " in line and "S(trg) " in line and "ETA " in line for line in lines)
     assert lines[-1].endswith("ETA 0m00s")
+
+
+def test_augment_batch_trains_exactly_like_augment_pil(tiny, tmp_path):
+    # the batched crop hands the step the PIL path's tensors bit for bit, so the runs are one run
+    runs = {}
+    for aug in ("pil", "batch"):
+        cfg = compose_config([*tiny, "epochs=1", "log.print_freq=1", f"augment={aug}", f"job_name=run_{aug}"])
+        pretrain(cfg)
+        runs[aug] = [(r["step"], r["loss"]) for r in read_jsonl(Path(cfg.run_dir) / "metrics.jsonl")]
+    assert len(runs["pil"]) == 6 and runs["batch"] == runs["pil"]

@@ -32,7 +32,10 @@ CLUSTERS = ("slurm", "local")  # submitit executors for env.slurm=True
 BACKENDS = ("auto", "nccl", "gloo")
 TARGET_MODES = ("naive", "independent", "stopgrad", "ema")
 LOSSES = ("infonce_patches", "patch_disc", "mse", "l1", "huber", "norm_l2")
-AUGMENTS = ("pil", "tensor")  # latentmim.data.transforms.train_transform | latentmim.data.tensor_augment
+# latentmim.data.transforms.train_transform | latentmim.data.tensor_augment | latentmim.data.batch_augment
+AUGMENTS = ("pil", "tensor", "batch")
+# augment=batch collates uncropped images into one tensor: their size must be the dataset's own
+FIXED_SIZE_DATASETS = ("synthetic", "fashion_mnist", "cifar10", "cifar100", "stl10")
 DATASETS = (
     "synthetic",
     "fashion_mnist",
@@ -127,6 +130,9 @@ def validate(cfg: PretrainConfig) -> None:
     _choice("env.precision", cfg.env.precision, PRECISIONS)
     _choice("pos_spacing", cfg.pos_spacing, POS_SPACINGS)
     _choice("augment", cfg.augment, AUGMENTS)
+    if cfg.augment == "batch" and cfg.dataset not in FIXED_SIZE_DATASETS:
+        raise ConfigError(f"config key 'augment': 'batch' needs images of one size ({', '.join(FIXED_SIZE_DATASETS)}); "
+                          f"dataset={cfg.dataset} has images of many sizes: use augment=pil")
     for key in ("patch_size", "grid_size", "epochs", "batch_size", "accum_iter", "blr",
                 "decoder_embed_dim", "decoder_num_heads", "tau", "eval_freq", "save_freq",
                 "knn_k", "knn_t", "embed_dim", "depth", "num_heads", "target_depth"):

@@ -157,7 +157,9 @@ class PretrainConfig:
     download: bool = False  # torchvision datasets only, and only when asked
     train_images: int | None = None  # pre-train on a fixed random subset of this many images (None = all)
     min_crop: float = 0.2  # RandomResizedCrop scale lower bound
-    augment: str = "pil"  # pil (torchvision on PIL images, the authors') | tensor (uint8 tensors, explicit generator: faster on small images)
+    # pil (torchvision on PIL images, the authors') | batch (the same tensors, bit for bit, cropped for the
+    # whole batch on the training device: fixed-size datasets) | tensor (uint8 tensors, torch's bicubic)
+    augment: str = "pil"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     # --- optimisation ------------------------------------------------------------------

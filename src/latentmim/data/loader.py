@@ -39,7 +39,8 @@ class SeededDataset(Dataset):
             :class:`~latentmim.data.robust.RobustDataset`, substituted (unreadable)
             samples are reported through the ``ok`` flag.
         transform: Callable PIL image -> tensor (C, H, W), e.g. from
-            :mod:`latentmim.data.transforms`; may use torch/random/numpy global RNGs. One
+            :mod:`latentmim.data.transforms` (or -> :class:`~latentmim.data.batch_augment.CropJob`,
+            cropped later for the whole batch); may use torch/random/numpy global RNGs. One
             with ``uses_generator = True`` (:class:`~latentmim.data.tensor_augment.TensorCropFlip`)
             is called as ``transform(image, generator)`` instead; one with
             ``torch_rng_only = True`` (:class:`~latentmim.data.transforms.TorchRngCompose`) gets

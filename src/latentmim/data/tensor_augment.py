@@ -59,6 +59,11 @@ def crop_box(
             top = int(vals[-2] * (height - h + 1))
             left = int(vals[-1] * (width - w + 1))
             return top, left, h, w
+    return centre_box(height, width)
+
+
+def centre_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """The crop rule's fallback: the largest centred box with its aspect clamped to :data:`CROP_RATIO`."""
     in_ratio = width / height
     if in_ratio < CROP_RATIO[0]:
         w, h = width, int(round(width / CROP_RATIO[0]))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Subset
 
 from latentmim.config.schema import PretrainConfig
+from latentmim.data.batch_augment import BatchCropFlip, DrawCropFlip
 from latentmim.data.info import DatasetInfo
 from latentmim.data.loader import EpochSampler, SeededDataset
 from latentmim.data.registry import build_dataset
@@ -23,6 +26,19 @@ class PretrainData:
     loader: DataLoader
     nn_train: DataLoader | None  # eval-transformed subsets for the NN monitor
     nn_val: DataLoader | None
+    # A batch of `loader`'s images -> (B, C, S, S) float on the training device: the transfer,
+    # and for augment=batch the crop, flip and normalisation done there for the whole batch.
+    to_device: Callable[[Any], torch.Tensor]
+
+
+class _Transfer:
+    """The plain transfer of an already augmented batch (augment=pil or tensor)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return images.to(self.device, non_blocking=True)
 
 
 def raw_dataset(cfg: PretrainConfig, split: str):
@@ -65,7 +81,7 @@ def build_pretrain_data(
     their features can be gathered (:func:`latentmim.engine.distributed.all_gather_ordered`).
     """
     base, info = raw_dataset(cfg, "train")
-    make_transform = TensorCropFlip if cfg.augment == "tensor" else train_transform
+    make_transform = {"pil": train_transform, "tensor": TensorCropFlip, "batch": DrawCropFlip}[cfg.augment]
     train = SeededDataset(  # train_images: a fixed subset, so short runs can still finish epochs
         _subset(base, cfg.train_images, cfg.data_seed + 2),
         make_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed,
@@ -81,7 +97,10 @@ def build_pretrain_data(
     nn_train = nn_val = None
     if with_monitor:
         nn_train, nn_val = build_monitor_loaders(cfg, device, base=(base, info), rank=rank, world_size=world_size)
-    return PretrainData(info, train, sampler, loader, nn_train, nn_val)
+    # augment=batch: the loader yields CropJobs (uncropped pixels, drawn boxes), cropped on the device
+    to_device = (BatchCropFlip(cfg.train_size, info.mean, info.std, device) if cfg.augment == "batch"
+                 else _Transfer(device))
+    return PretrainData(info, train, sampler, loader, nn_train, nn_val, to_device)
 
 
 def build_monitor_loaders(

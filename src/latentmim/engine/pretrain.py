@@ -339,7 +339,8 @@ class Pretrainer:
                 break
             step = self.global_batch
             flags = {"_skipped": float((~ok).sum()), "_stop": float(stop.requested)}
-            out = self.train_step(imgs.to(self.device, non_blocking=True), step, step / self.batches_per_epoch, flags,
+            imgs = d.to_device(imgs)
+            out = self.train_step(imgs, step, step / self.batches_per_epoch, flags,
                                   labels.to(self.device, non_blocking=True))
             p.skipped_images += round(out.pop("_skipped") * self.dist.world_size)
             stop_now = out.pop("_stop") > 0  # any rank signalled: all stop at the same step
