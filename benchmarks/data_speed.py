@@ -2,6 +2,7 @@
 
     python benchmarks/data_speed.py                       # the demo config (synthetic, 40-px crops)
     python benchmarks/data_speed.py dataset=fashion_mnist # any pretrain overrides
+    python benchmarks/data_speed.py --threads 1           # torch threads (default: torch's, as in training)
 
 Builds the training loader of the config exactly as ``latentmim pretrain`` does (same dataset,
 sampler, seeded per-sample augmentation, ``env.workers``), renders/caches the images it will read
@@ -44,14 +45,17 @@ def time_loader(overrides: list[str], batches: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=30)
+    # The loader runs in the training process (env.workers=0) with torch's threads: the PIL path is
+    # per-sample Python and uses one, the batched crop of augment=batch uses them all.
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("overrides", nargs="*", help="pretrain key=value overrides (config 'demo')")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # the loader runs in the training process (env.workers=0)
+    torch.set_num_threads(args.threads)
     results = {}
     for aug in ("pil", "batch", "tensor"):
         rate, bs = time_loader([*args.overrides, f"augment={aug}"], args.batches)
         results[aug] = rate
-        print(f"augment={aug:<7} {rate:8.0f} img/s  (median of {args.batches} batches of {bs}, 1 thread)")
+        print(f"augment={aug:<7} {rate:8.0f} img/s  (median of {args.batches} batches of {bs}, {args.threads} threads)")
     for aug in ("batch", "tensor"):
         print(f"{aug} / pil: {results[aug] / results['pil']:.2f}x")
 

@@ -65,7 +65,7 @@ def main() -> None:
         print(line, flush=True)
     print(f"{args.banks} banks of {size} of {len(images)} training images: " + _summary(f"raw pixels {key}", raw))
     if encoder is not None:
-        print(_summary(f"trained {key}", trained) + "; " + _summary("gap", [t - r for t, r in zip(trained, raw)]))
+        print(_summary(f"trained {key}", trained) + "; " + _summary("gap", [t - r for t, r in zip(trained, raw, strict=True)]))
 
 
 if __name__ == "__main__":

@@ -153,3 +153,15 @@ def test_bicubic_kernel_is_pillows_not_torchs() -> None:
     ref = torch.from_numpy(np.asarray(image.crop((3, 2, 17, 17)).resize((40, 40), Image.Resampling.BICUBIC))
                            .astype(np.float64)).permute(2, 0, 1)[None]
     assert torch.equal(ours, ref) and not torch.equal(torch_bicubic, ref)
+
+
+def test_augment_auto_is_batch_for_fixed_size_datasets_and_pil_for_image_folders(tmp_path) -> None:
+    from latentmim.engine.data import augment_mode
+
+    assert augment_mode(compose_config(["augment=auto"])) == "batch"  # the demo: synthetic
+    assert augment_mode(compose_config(["augment=auto", "dataset=fashion_mnist"])) == "batch"
+    # an image folder (images of many sizes) composes and takes the PIL path, where batch is refused
+    folder = ["dataset=imagefolder", f"data_path={tmp_path}"]
+    assert augment_mode(compose_config(["augment=auto", *folder])) == "pil"
+    assert augment_mode(compose_config(["augment=pil"])) == "pil"
+    assert compose_config([]).augment == "auto"  # the demo's default

@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.schema import PretrainConfig
+from latentmim.data.registry import FIXED_SIZE_DATASETS
 from latentmim.models.pos_embed import POS_SPACINGS
 from latentmim.models.vit import VIT_PRESETS
 
@@ -32,10 +33,9 @@ CLUSTERS = ("slurm", "local")  # submitit executors for env.slurm=True
 BACKENDS = ("auto", "nccl", "gloo")
 TARGET_MODES = ("naive", "independent", "stopgrad", "ema")
 LOSSES = ("infonce_patches", "patch_disc", "mse", "l1", "huber", "norm_l2")
-# latentmim.data.transforms.train_transform | latentmim.data.tensor_augment | latentmim.data.batch_augment
-AUGMENTS = ("pil", "tensor", "batch")
-# augment=batch collates uncropped images into one tensor: their size must be the dataset's own
-FIXED_SIZE_DATASETS = ("synthetic", "fashion_mnist", "cifar10", "cifar100", "stl10")
+# latentmim.data.transforms.train_transform | latentmim.data.tensor_augment | latentmim.data.batch_augment;
+# auto = batch where the dataset's images share one size, else pil (the same tensors either way)
+AUGMENTS = ("pil", "tensor", "batch", "auto")
 DATASETS = (
     "synthetic",
     "fashion_mnist",
@@ -132,7 +132,7 @@ def validate(cfg: PretrainConfig) -> None:
     _choice("augment", cfg.augment, AUGMENTS)
     if cfg.augment == "batch" and cfg.dataset not in FIXED_SIZE_DATASETS:
         raise ConfigError(f"config key 'augment': 'batch' needs images of one size ({', '.join(FIXED_SIZE_DATASETS)}); "
-                          f"dataset={cfg.dataset} has images of many sizes: use augment=pil")
+                          f"dataset={cfg.dataset} has images of many sizes: use augment=pil or auto")
     for key in ("patch_size", "grid_size", "epochs", "batch_size", "accum_iter", "blr",
                 "decoder_embed_dim", "decoder_num_heads", "tau", "eval_freq", "save_freq",
                 "knn_k", "knn_t", "embed_dim", "depth", "num_heads", "target_depth"):

@@ -158,7 +158,8 @@ class PretrainConfig:
     train_images: int | None = None  # pre-train on a fixed random subset of this many images (None = all)
     min_crop: float = 0.2  # RandomResizedCrop scale lower bound
     # pil (torchvision on PIL images, the authors') | batch (the same tensors, bit for bit, cropped for the
-    # whole batch on the training device: fixed-size datasets) | tensor (uint8 tensors, torch's bicubic)
+    # whole batch on the training device: fixed-size datasets) | auto (batch where it applies, else pil)
+    # | tensor (uint8 tensors, torch's bicubic: another recipe)
     augment: str = "pil"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

@@ -13,7 +13,7 @@ from latentmim.config.schema import PretrainConfig
 from latentmim.data.batch_augment import BatchCropFlip, DrawCropFlip
 from latentmim.data.info import DatasetInfo
 from latentmim.data.loader import EpochSampler, SeededDataset
-from latentmim.data.registry import build_dataset
+from latentmim.data.registry import FIXED_SIZE_DATASETS, build_dataset
 from latentmim.data.tensor_augment import TensorCropFlip
 from latentmim.data.transforms import eval_transform, train_transform
 
@@ -39,6 +39,14 @@ class _Transfer:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return images.to(self.device, non_blocking=True)
+
+
+def augment_mode(cfg: PretrainConfig) -> str:
+    """``cfg.augment`` with ``auto`` resolved: ``batch`` where the dataset's images share one size
+    (the PIL path's tensors, bit for bit, faster), ``pil`` elsewhere."""
+    if cfg.augment == "auto":
+        return "batch" if cfg.dataset in FIXED_SIZE_DATASETS else "pil"
+    return cfg.augment
 
 
 def raw_dataset(cfg: PretrainConfig, split: str):
@@ -81,7 +89,8 @@ def build_pretrain_data(
     their features can be gathered (:func:`latentmim.engine.distributed.all_gather_ordered`).
     """
     base, info = raw_dataset(cfg, "train")
-    make_transform = {"pil": train_transform, "tensor": TensorCropFlip, "batch": DrawCropFlip}[cfg.augment]
+    mode = augment_mode(cfg)
+    make_transform = {"pil": train_transform, "tensor": TensorCropFlip, "batch": DrawCropFlip}[mode]
     train = SeededDataset(  # train_images: a fixed subset, so short runs can still finish epochs
         _subset(base, cfg.train_images, cfg.data_seed + 2),
         make_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed,
@@ -98,8 +107,7 @@ def build_pretrain_data(
     if with_monitor:
         nn_train, nn_val = build_monitor_loaders(cfg, device, base=(base, info), rank=rank, world_size=world_size)
     # augment=batch: the loader yields CropJobs (uncropped pixels, drawn boxes), cropped on the device
-    to_device = (BatchCropFlip(cfg.train_size, info.mean, info.std, device) if cfg.augment == "batch"
-                 else _Transfer(device))
+    to_device = BatchCropFlip(cfg.train_size, info.mean, info.std, device) if mode == "batch" else _Transfer(device)
     return PretrainData(info, train, sampler, loader, nn_train, nn_val, to_device)
 
 
