@@ -67,7 +67,7 @@ SCALES: dict[str, Scale] = {
          # constant 2% of the steps (5% measured worse), warm-up 5% as in the paper
          "target_tau_frac=0.02", "warmup_frac=0.05",
          # synthetic / fashion_mnist: the PIL path's images to the bit, cropped per batch (docs/small_scale.md,
-         # section 10): the same tables, faster; image folders keep the PIL path
+         # section 10): the same tables; image folders keep the PIL path
          "augment=auto",
          # 20k rendered images (synthetic only; other datasets ignore the key); the demo itself renders
          # 40k since session 6, the table keeps the 20k its headline was measured with

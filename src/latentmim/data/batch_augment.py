@@ -1,8 +1,8 @@
 """``augment=batch``: the PIL pre-training augmentation, resampled for a whole batch at once.
 
 :func:`~latentmim.data.transforms.train_transform` (random resized crop, bicubic; horizontal
-flip; normalise) costs about 0.35 ms per 40-px image on one CPU core, as much as the demo's whole
-training step per image. Here the work is split in two:
+flip; normalise) costs about 0.35 ms per 40-px image on one CPU core, over half of the demo's
+training step per image, and runs per sample in Python. Here the work is split in two:
 
 * per sample, in the loader, :class:`DrawCropFlip` only *draws* the crop box and the flip, with
   the very calls ``RandomResizedCrop`` and ``RandomHorizontalFlip`` make on torch's RNG (which
@@ -14,7 +14,9 @@ training step per image. Here the work is split in two:
   Pillow does, then flips and normalises.
 
 The result is the PIL path's tensor, bit for bit (tested against ``train_transform`` on the same
-seeds): ``augment=batch`` is a faster way to run ``augment=pil``, not another recipe. Every image
+seeds): ``augment=batch`` is another way to run ``augment=pil``, not another recipe. On 2 CPU cores
+the loader alone is 1.10x faster and the whole demo is not (``docs/small_scale.md``, section 10);
+on a GPU the crop runs on the device. Every image
 of a batch must have the same size (the collated pixels are one tensor): datasets with fixed-size
 images only (``latentmim.config.load.FIXED_SIZE_DATASETS``; the config says so for the others).
 """
