@@ -20,7 +20,7 @@ import argparse
 import statistics
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from latentmim.config.load import compose_config
 from latentmim.data.loader import SeededDataset
@@ -28,6 +28,7 @@ from latentmim.data.transforms import eval_transform
 from latentmim.engine.data import build_monitor_loaders, raw_dataset
 from latentmim.engine.encoder_io import load_encoder_checkpoint
 from latentmim.engine.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
+from latentmim.eval.data import seeded_subset
 
 
 def _summary(name: str, values: list[float]) -> str:
@@ -54,8 +55,8 @@ def main() -> None:
     key = f"knn{cfg.knn_k}_top1"
     raw, trained = [], []
     for b in range(args.banks):
-        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(b))[:size].tolist()
-        bank = DataLoader(Subset(images, pick), batch_size=max(cfg.batch_size, 64))
+        # the monitor's own rule for its bank (engine.data), with bank seed b in place of data_seed
+        bank = DataLoader(seeded_subset(images, size, b), batch_size=max(cfg.batch_size, 64))
         common = (bank, val, info.num_classes, device, cfg.knn_k, cfg.knn_t)
         raw.append(raw_pixel_nn_scores(*common)[key])
         line = f"bank {b}: raw pixels {key} {raw[-1]:.2f}"

@@ -200,10 +200,13 @@ def resized_crop_uint8(pixels: torch.Tensor, box: torch.Tensor, size: int) -> to
     wx = resample_weights(box[:, 1], box[:, 3], width, size).transpose(1, 2)  # (B, W, S)
     wy = resample_weights(box[:, 0], box[:, 2], height, size)  # (B, S, H)
     x = pixels.to(torch.float64)
-    out = _vertical(wy, _horizontal(x, wx))  # horizontal pass, then vertical
     swap = vertical_first(box[:, 2], box[:, 3], size)
-    if bool(swap.any()):  # Pillow 13 starts these with the vertical pass
-        out[swap] = _horizontal(_vertical(wy[swap], x[swap]), wx[swap])
+    if not bool(swap.any()):  # the common case (every enlarging crop): one batch, horizontal first
+        return _vertical(wy, _horizontal(x, wx))
+    out = x.new_empty(b, c, size, size)
+    keep = ~swap
+    out[keep] = _vertical(wy[keep], _horizontal(x[keep], wx[keep]))
+    out[swap] = _horizontal(_vertical(wy[swap], x[swap]), wx[swap])  # Pillow 13: vertical pass first
     return out
 
 
