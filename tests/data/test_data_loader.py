@@ -14,7 +14,7 @@ from torchvision.transforms import InterpolationMode
 from latentmim.data.errors import DataError
 from latentmim.data.info import SYNTHETIC_MEAN, SYNTHETIC_STD
 from latentmim.data.loader import EpochSampler, SeededDataset
-from latentmim.data.seeding import AUGMENT_STREAM, derive_seed, seeded_global_rngs
+from latentmim.data.seeding import AUGMENT_STREAM, derive_seed, seeded_global_rngs, seeded_subset
 from latentmim.data.synthetic import SyntheticShapes
 from latentmim.data.transforms import ConvertMode, train_transform
 
@@ -172,3 +172,15 @@ def test_derive_seed_is_stable_and_distinguishes_inputs() -> None:
     assert 0 <= derive_seed(2**40, 7) < 2**63
     with pytest.raises(DataError):
         derive_seed(-1)
+
+
+def test_seeded_subset_is_a_fixed_draw_without_repeats() -> None:
+    """The monitor's bank and an offline evaluation with the same seed must hold the same items."""
+    items = list(range(100))
+    a, b = seeded_subset(items, 30, seed=5), seeded_subset(items, 30, seed=5)
+    picked = [a[i] for i in range(len(a))]
+    assert picked == [b[i] for i in range(len(b))]
+    assert len(picked) == 30 and len(set(picked)) == 30 and set(picked) <= set(items)
+    assert picked != [seeded_subset(items, 30, seed=6)[i] for i in range(30)]
+    assert picked != list(range(30))  # drawn, not the first 30
+    assert seeded_subset(items, None, seed=5) is items and seeded_subset(items, 100, seed=5) is items

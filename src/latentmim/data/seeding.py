@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset, Subset
 
 from latentmim.data.errors import DataError
 
@@ -82,3 +83,15 @@ def seeded_global_rngs(seed: int) -> Iterator[None]:
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+def seeded_subset(ds: Dataset, limit: int | None, seed: int) -> Dataset:
+    """A fixed random subset of at most ``limit`` items (the whole set when it is smaller).
+
+    The same ``seed`` gives the same items in every process and at every call, so the training
+    monitor's k-NN bank and an offline evaluation with that seed score the same images.
+    """
+    if limit is None or limit >= len(ds):  # type: ignore[arg-type]
+        return ds
+    g = torch.Generator().manual_seed(seed)
+    return Subset(ds, torch.randperm(len(ds), generator=g)[:limit].tolist())  # type: ignore[arg-type]

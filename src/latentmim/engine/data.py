@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from latentmim.config.schema import PretrainConfig
 from latentmim.data.batch_augment import BatchCropFlip, DrawCropFlip
 from latentmim.data.info import DatasetInfo
 from latentmim.data.loader import EpochSampler, SeededDataset
 from latentmim.data.registry import FIXED_SIZE_DATASETS, build_dataset
+from latentmim.data.seeding import seeded_subset
 from latentmim.data.tensor_augment import TensorCropFlip
 from latentmim.data.transforms import eval_transform, train_transform
 
@@ -63,14 +64,6 @@ def raw_dataset(cfg: PretrainConfig, split: str):
     )
 
 
-def _subset(ds, limit: int | None, seed: int):
-    """A fixed random subset (same for every eval of the run) of at most ``limit`` items."""
-    if limit is None or limit >= len(ds):
-        return ds
-    g = torch.Generator().manual_seed(seed)
-    return Subset(ds, torch.randperm(len(ds), generator=g)[:limit].tolist())
-
-
 def _shard(ds, rank: int, world_size: int) -> EpochSampler | None:
     """In-order strided shard of an evaluation set (None = the whole set, in order)."""
     if world_size == 1:
@@ -92,7 +85,7 @@ def build_pretrain_data(
     mode = augment_mode(cfg)
     make_transform = {"pil": train_transform, "tensor": TensorCropFlip, "batch": DrawCropFlip}[mode]
     train = SeededDataset(  # train_images: a fixed subset, so short runs can still finish epochs
-        _subset(base, cfg.train_images, cfg.data_seed + 2),
+        seeded_subset(base, cfg.train_images, cfg.data_seed + 2),
         make_transform(cfg.train_size, cfg.min_crop, info.mean, info.std, info.in_chans), seed=cfg.env.seed,
     )
     sampler = EpochSampler(len(train), seed=cfg.env.seed, shuffle=True, drop_last=world_size > 1,
@@ -136,8 +129,8 @@ def build_monitor_loaders(
     val_base, _ = raw_dataset(cfg, "val")
     eval_bs = max(cfg.batch_size, 64)
     common = dict(num_workers=cfg.env.workers, pin_memory=device.type == "cuda", persistent_workers=False)
-    nn_train_set = _subset(SeededDataset(base_ds, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.data_seed)
-    nn_val_set = _subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.data_seed + 1)
+    nn_train_set = seeded_subset(SeededDataset(base_ds, tf, seed=cfg.env.seed), cfg.nn_train_images, cfg.data_seed)
+    nn_val_set = seeded_subset(SeededDataset(val_base, tf, seed=cfg.env.seed), cfg.nn_val_images, cfg.data_seed + 1)
     nn_train = DataLoader(nn_train_set, batch_size=eval_bs, sampler=_shard(nn_train_set, rank, world_size),
                           generator=torch.Generator(), **common)
     nn_val = DataLoader(nn_val_set, batch_size=eval_bs, sampler=_shard(nn_val_set, rank, world_size),

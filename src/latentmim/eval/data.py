@@ -24,6 +24,7 @@ from latentmim.data.info import DatasetInfo
 from latentmim.data.loader import SeededDataset
 from latentmim.data.registry import build_dataset
 from latentmim.data.robust import RobustDataset
+from latentmim.data.seeding import seeded_subset
 from latentmim.data.transforms import eval_transform
 from latentmim.eval.encoders import LoadedEncoder
 
@@ -89,14 +90,6 @@ def channel_stats(info: DatasetInfo, in_chans: int) -> tuple[tuple[float, ...], 
     if in_chans == 1:
         return (sum(info.mean) / len(info.mean),), (sum(info.std) / len(info.std),)
     return tuple(info.mean) * in_chans, tuple(info.std) * in_chans
-
-
-def seeded_subset(ds: Dataset, limit: int | None, seed: int) -> Dataset:
-    """A fixed random subset of at most ``limit`` items (the whole set when it is smaller)."""
-    if limit is None or limit >= len(ds):  # type: ignore[arg-type]
-        return ds
-    g = torch.Generator().manual_seed(seed)
-    return Subset(ds, torch.randperm(len(ds), generator=g)[:limit].tolist())  # type: ignore[arg-type]
 
 
 def dataset_labels(ds: Dataset) -> Tensor:
