@@ -32,10 +32,12 @@ def test_a_run_is_measured_on_its_monitor_images(tiny):
     pretrain(cfg)
     tokens = run_tokens(cfg.run_dir)
     assert tokens.shape == (cfg.nn_val_images or cfg.synthetic.num_val, cfg.grid_size**2, cfg.embed_dim)
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "position_share.py"), str(cfg.run_dir)],
-                          capture_output=True, text=True, timeout=300)
+    png = Path(cfg.run_dir) / "share.png"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "position_share.py"), f"tiny={cfg.run_dir}",
+                           "--plot", str(png)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     position, image = (float(v) for v in re.findall(r"position share ([\d.]+), image share ([\d.]+)", proc.stdout)[0])
     expected = variance_shares(tokens)
     assert abs(position - expected[0]) < 6e-4 and abs(image - expected[1]) < 6e-4
     assert 0.0 < position < 1.0 and 0.0 < image < 1.0
+    assert png.stat().st_size > 0 and f"wrote {png}" in proc.stdout

@@ -12,11 +12,16 @@ images (whole images, every patch visible, as the NN protocols read them), with 
   feature) over the total token variance.
 
     python tools/position_share.py outputs/demo outputs/other_run/checkpoint_0005.pth
+    python tools/position_share.py fixed=outputs/s11/demo_batch_s0 learned=outputs/s12/pelearn_s0 --plot share.png
+
+With ``--plot`` the runs (folders, written ``LABEL=DIR`` to group them) are also drawn as position
+share against the run's final weighted 20-NN score (its ``eval.jsonl``), one colour per label.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -63,13 +68,47 @@ def run_tokens(path: str) -> Tensor:
     return torch.cat(out)
 
 
+def final_knn(run: Path) -> float:
+    """The last weighted 20-NN score of a run's NN monitor (``eval.jsonl``)."""
+    lines = (run / "eval.jsonl").read_text().splitlines()
+    return float(json.loads(lines[-1])["knn20_top1"])
+
+
+def plot(points: list[tuple[str, float, float]], out: str) -> None:
+    """Scatter of (label, position share, final 20-NN), one colour per label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label in dict.fromkeys(p[0] for p in points):
+        xs, ys = zip(*[(p[1], p[2]) for p in points if p[0] == label], strict=True)
+        ax.scatter(xs, ys, label=label, s=36)
+    ax.set_xlabel("position share of the patch-token variance")
+    ax.set_ylabel("final weighted 20-NN (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", help="run folders (their latest checkpoint) or checkpoint files")
+    parser.add_argument("runs", nargs="+",
+                        help="run folders (their latest checkpoint) or checkpoint files, optionally LABEL=PATH")
+    parser.add_argument("--plot", help="also save share vs final 20-NN of the run folders as this PNG")
     args = parser.parse_args()
-    for path in args.runs:
+    points = []
+    for spec in args.runs:
+        label, _, path = spec.rpartition("=")
         position, image = variance_shares(run_tokens(path))
         print(f"{path}: position share {position:.3f}, image share {image:.3f}", flush=True)
+        if args.plot and Path(path).is_dir():
+            points.append((label or "runs", position, final_knn(Path(path))))
+    if args.plot:
+        plot(points, args.plot)
 
 
 if __name__ == "__main__":
