@@ -41,3 +41,9 @@ def test_a_run_is_measured_on_its_monitor_images(tiny):
     assert abs(position - expected[0]) < 6e-4 and abs(image - expected[1]) < 6e-4
     assert 0.0 < position < 1.0 and 0.0 < image < 1.0
     assert png.stat().st_size > 0 and f"wrote {png}" in proc.stdout
+
+
+def test_a_missing_run_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "position_share.py"), str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no checkpoint at" in proc.stderr and "Traceback" not in proc.stderr

@@ -103,6 +103,12 @@ def main() -> None:
     points = []
     for spec in args.runs:
         label, _, path = spec.rpartition("=")
+        run = Path(path)
+        checkpoint = run / "checkpoint_latest.pth" if run.is_dir() else run
+        if not checkpoint.is_file():
+            parser.error(f"no checkpoint at {path} (a run folder with checkpoint_latest.pth, or a .pth file)")
+        if args.plot and run.is_dir() and not (run / "eval.jsonl").is_file():
+            parser.error(f"--plot: {path} has no eval.jsonl (the NN monitor's scores)")
         position, image = variance_shares(run_tokens(path))
         print(f"{path}: position share {position:.3f}, image share {image:.3f}", flush=True)
         if args.plot and Path(path).is_dir():
