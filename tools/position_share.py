@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from latentmim.engine.data import build_monitor_loaders, raw_dataset
+from latentmim.engine.data import build_monitor_loaders
 from latentmim.engine.encoder_io import load_encoder_checkpoint
 from latentmim.masking.patchify import all_ids, patchify
 
@@ -49,16 +49,18 @@ def variance_shares(tokens: Tensor) -> tuple[float, float]:
     return float(position / total), float(image / total)
 
 
+def checkpoint_path(path: str) -> Path:
+    """A run folder's latest checkpoint, or the checkpoint file itself."""
+    run = Path(path)
+    return run / "checkpoint_latest.pth" if run.is_dir() else run
+
+
 @torch.no_grad()
 def run_tokens(path: str) -> Tensor:
     """(N, K, D) pre-norm patch tokens of a run's NN-monitor val images under its online encoder."""
-    checkpoint = Path(path)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / "checkpoint_latest.pth"
-    encoder, cfg = load_encoder_checkpoint(str(checkpoint), [])
+    encoder, cfg = load_encoder_checkpoint(str(checkpoint_path(path)), [])
     encoder.eval()
-    base, info = raw_dataset(cfg, "train")
-    _, val = build_monitor_loaders(cfg, torch.device("cpu"), base=(base, info))
+    _, val = build_monitor_loaders(cfg, torch.device("cpu"))
     out = []
     for batch in val:
         images = batch[0]
@@ -104,15 +106,14 @@ def main() -> None:
     for spec in args.runs:
         label, _, path = spec.rpartition("=")
         run = Path(path)
-        checkpoint = run / "checkpoint_latest.pth" if run.is_dir() else run
-        if not checkpoint.is_file():
+        if not checkpoint_path(path).is_file():
             parser.error(f"no checkpoint at {path} (a run folder with checkpoint_latest.pth, or a .pth file)")
         if args.plot and run.is_dir() and not (run / "eval.jsonl").is_file():
             parser.error(f"--plot: {path} has no eval.jsonl (the NN monitor's scores)")
         position, image = variance_shares(run_tokens(path))
         print(f"{path}: position share {position:.3f}, image share {image:.3f}", flush=True)
-        if args.plot and Path(path).is_dir():
-            points.append((label or "runs", position, final_knn(Path(path))))
+        if args.plot and run.is_dir():
+            points.append((label or "runs", position, final_knn(run)))
     if args.plot:
         plot(points, args.plot)
 

@@ -18,7 +18,7 @@ seeds): ``augment=batch`` is another way to run ``augment=pil``, not another rec
 the loader alone is 1.10x faster and the whole demo is not (``docs/small_scale.md``, section 10);
 on a GPU the crop runs on the device. Every image
 of a batch must have the same size (the collated pixels are one tensor): datasets with fixed-size
-images only (``latentmim.config.load.FIXED_SIZE_DATASETS``; the config says so for the others).
+images only (``latentmim.data.registry.FIXED_SIZE_DATASETS``; the config says so for the others).
 """
 
 from __future__ import annotations
