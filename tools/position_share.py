@@ -21,12 +21,12 @@ share against the run's final weighted 20-NN score (its ``eval.jsonl``), one col
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from latentmim.ablate.evaluate import read_jsonl
 from latentmim.engine.data import build_monitor_loaders
 from latentmim.engine.encoder_io import load_encoder_checkpoint
 from latentmim.masking.patchify import all_ids, patchify
@@ -71,9 +71,8 @@ def run_tokens(path: str) -> Tensor:
 
 
 def final_knn(run: Path) -> float:
-    """The last weighted 20-NN score of a run's NN monitor (``eval.jsonl``)."""
-    lines = (run / "eval.jsonl").read_text().splitlines()
-    return float(json.loads(lines[-1])["knn20_top1"])
+    """The last weighted 20-NN score of a run's NN monitor (``eval.jsonl``; a half-written line skipped)."""
+    return float(read_jsonl(run / "eval.jsonl")[-1]["knn20_top1"])
 
 
 def plot(points: list[tuple[str, float, float]], out: str) -> None:
@@ -102,14 +101,15 @@ def main() -> None:
                         help="run folders (their latest checkpoint) or checkpoint files, optionally LABEL=PATH")
     parser.add_argument("--plot", help="also save share vs final 20-NN of the run folders as this PNG")
     args = parser.parse_args()
-    points = []
-    for spec in args.runs:
-        label, _, path = spec.rpartition("=")
-        run = Path(path)
+    specs = [spec.rpartition("=")[::2] for spec in args.runs]  # (label, path)
+    for _, path in specs:  # every path is checked before the first (slow) measurement
         if not checkpoint_path(path).is_file():
             parser.error(f"no checkpoint at {path} (a run folder with checkpoint_latest.pth, or a .pth file)")
-        if args.plot and run.is_dir() and not (run / "eval.jsonl").is_file():
+        if args.plot and Path(path).is_dir() and not (Path(path) / "eval.jsonl").is_file():
             parser.error(f"--plot: {path} has no eval.jsonl (the NN monitor's scores)")
+    points = []
+    for label, path in specs:
+        run = Path(path)
         position, image = variance_shares(run_tokens(path))
         print(f"{path}: position share {position:.3f}, image share {image:.3f}", flush=True)
         if args.plot and run.is_dir():
