@@ -13,6 +13,12 @@ IoU) and the IoUs are averaged over the ground-truth segments. ``best_k`` averag
 best cut. With ``baselines=true`` the same clustering is applied to raw pixel patches and to the
 same architecture at its pre-training initialisation (``init:PATH``), which tells what the
 training added.
+
+With ``probe_images=N`` (``synthetic`` only) a linear segmentation probe is added
+(:mod:`latentmim.eval.dense.segment_probe`): a logistic regression on the patch tokens of the
+first N train images, scored on the ``num_images`` val images (use a few hundred of each), for
+every feature source. It asks what each token knows about its pixels' class, where the
+clustering asks whether tokens group by region.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from latentmim.eval.dense.segment_cluster import (
     upsample_labels,
 )
 from latentmim.eval.dense.segment_plot import save_segmentation_figure
+from latentmim.eval.dense.segment_probe import PROBE_TASKS, linear_probe_segmentation
 from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
 from latentmim.eval.session import resolve_precision
 
@@ -66,7 +73,9 @@ class SegmentOptions:
     feature: str = "prenorm"  # prenorm | normed patch tokens
     pe_mode: str = "interpolate"  # position table for other grids: interpolate | extend
     tsne: bool = True
+    figures: int = 16  # PNGs for the first N images; the others are scored only (0 = none)
     baselines: bool = True  # also cluster raw pixel patches and the random-init encoder
+    probe_images: int = 0  # > 0: also a linear segmentation probe fitted on this many train images (synthetic)
 
 
 @dataclass
@@ -91,6 +100,13 @@ def validate_segment(cfg: SegmentOptions) -> None:
         raise ConfigError(f"config key 'pe_mode': {cfg.pe_mode!r} is not one of {', '.join(PE_MODES)}")
     if cfg.input_size is not None and cfg.input_size < 1:
         raise ConfigError(f"config key 'input_size': must be > 0, got {cfg.input_size}")
+    if cfg.figures < 0:
+        raise ConfigError(f"config key 'figures': must be >= 0, got {cfg.figures}")
+    if cfg.probe_images < 0:
+        raise ConfigError(f"config key 'probe_images': must be >= 0, got {cfg.probe_images}")
+    if cfg.probe_images and cfg.images:
+        raise ConfigError("config key 'probe_images': the linear probe needs ground-truth classes; "
+                          "image files have none (leave images empty, dataset=synthetic)")
 
 
 @dataclass
@@ -100,6 +116,7 @@ class SegmentSample:
     name: str
     image: np.ndarray  # (H, W, C) or (H, W) uint8
     segments: np.ndarray | None  # (H, W) ground-truth segment ids, when known
+    classes: np.ndarray | None = None  # (H, W) ground-truth class ids (0 = background), when known
 
 
 def _open_images(paths: list[str], mode: str) -> list[tuple[str, Image.Image]]:
@@ -140,7 +157,7 @@ def load_samples(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int, patch
             for i in range(cfg.num_images):
                 scene = shapes.scene(i)
                 img = np.asarray(Image.fromarray(scene.image).convert(mode))
-                samples.append(SegmentSample(f"synthetic_{i:04d}", img, scene.instances))
+                samples.append(SegmentSample(f"synthetic_{i:04d}", img, scene.instances, scene.mask))
             return samples, mean, std
         pils = [(f"{spec.dataset}_{i:04d}", ds[i][0].convert(mode))
                 for i in range(min(cfg.num_images, len(ds)))]  # fmt: skip
@@ -173,6 +190,7 @@ def segment_images(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    figures: int | None = None,
 ) -> list[dict]:
     """Cluster and score every sample with every feature source; plot the first source.
 
@@ -184,16 +202,17 @@ def segment_images(
         mean, std: normalisation of the images.
         clusters: cluster counts of the cuts.
         tsne: add the t-SNE panel (coloured by the finest cut).
+        figures: plot only the first N samples (None = all).
         seed: t-SNE seed.
 
     Returns:
-        One record per image: ``name``, ``grid``, ``figure`` and, with ground truth,
+        One record per image: ``name``, ``grid``, ``figure`` (plotted ones) and, with ground truth,
         ``num_segments`` and ``miou`` ``{source: {k: mIoU}}``.
     """
     clusters = list(clusters)
     primary = next(iter(feature_fns))
     records = []
-    for s in tqdm(samples, desc="segment", unit="img", disable=not live_bars(progress)):
+    for i, s in enumerate(tqdm(samples, desc="segment", unit="img", disable=not live_bars(progress))):
         x = image_to_tensor(s.image, mean, std).to(device)  # (1, C, H, W)
         size = (x.shape[-2], x.shape[-1])
         grid = (size[0] // patch_size, size[1] // patch_size)
@@ -206,7 +225,7 @@ def segment_images(
             cuts, maps, miou = _cluster_image(feats, grid, size, clusters, s.segments)
             if s.segments is not None:
                 record["miou"][source] = {str(k): v for k, v in miou.items()}
-            if source == primary:
+            if source == primary and (figures is None or i < figures):
                 xy = tsne_embedding(feats, seed) if tsne else None
                 fig = output_dir / "figures" / f"{s.name}.png"
                 save_segmentation_figure(fig, s.image, maps, xy, cuts[max(clusters)], s.name, miou or None)
@@ -226,6 +245,31 @@ def _summary(records: list[dict], clusters: list[int]) -> dict[str, dict[str, fl
         out[source] = {**{str(k): float(v) for k, v in zip(clusters, per.mean(0), strict=True)},
                        "best_k": float(per.max(1).mean())}  # fmt: skip
     return out
+
+
+def _probe_train_pairs(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int,
+                       gray: bool) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """The first ``probe_images`` train images of ``synthetic`` at ``size`` px with their class
+    masks. Raises ConfigError for a dataset without ground-truth classes."""
+    spec = resolve_data(cfg, loaded)
+    if spec.dataset != "synthetic":
+        raise ConfigError(f"config key 'probe_images': the linear probe needs ground-truth classes, "
+                          f"which dataset '{spec.dataset}' has not (use dataset=synthetic)")  # fmt: skip
+    shapes = SyntheticShapes("train", cfg.probe_images, image_size=size, seed=spec.synthetic_seed)
+    pairs = []
+    for i in range(cfg.probe_images):
+        scene = shapes.scene(i)
+        pairs.append((np.asarray(Image.fromarray(scene.image).convert("L" if gray else "RGB")), scene.mask))
+    return pairs
+
+
+def _probe_markdown(probe: dict[str, dict[str, float]], train_images: int, val_images: int) -> str:
+    lines = [f"Linear segmentation probe: logistic regression on the patch tokens of {train_images} "
+             f"train images, scored on the {val_images} val images (mIoU x100 at pixel resolution)",
+             "", "| features | " + " | ".join(PROBE_TASKS) + " |", "|---|" + "---|" * len(PROBE_TASKS)]  # fmt: skip
+    for source, row in probe.items():
+        lines.append(f"| {source} | " + " | ".join(f"{100 * row[t]:.1f}" for t in PROBE_TASKS) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _markdown(summary: dict[str, dict[str, float]], clusters: list[int], header: str) -> str:
@@ -265,6 +309,7 @@ def run_segment_eval(cfg: SegmentEvalConfig | None = None, **options: object) ->
     if size % encoder.patch_size:
         raise ConfigError(f"config key 'input_size': {size} is not a multiple of the patch size {encoder.patch_size}")
     samples, mean, std = load_samples(cfg, loaded, size, encoder.patch_size, gray=encoder.in_chans == 1)
+    probe_train = _probe_train_pairs(cfg, loaded, size, encoder.in_chans == 1) if cfg.probe_images else []
     device = resolve_device(cfg.device)
     fns = {"encoder": encoder_features(encoder.to(device), cfg.feature, cfg.pe_mode, cfg.precision)}
     if cfg.baselines:
@@ -274,12 +319,18 @@ def run_segment_eval(cfg: SegmentEvalConfig | None = None, **options: object) ->
             fns["random_init"] = encoder_features(init, cfg.feature, cfg.pe_mode, cfg.precision)
     out.mkdir(parents=True, exist_ok=True)
     records = segment_images(samples, fns, encoder.patch_size, mean, std, out, cfg.clusters, cfg.tsne,
-                             cfg.seed, device, cfg.progress)  # fmt: skip
+                             cfg.seed, device, cfg.progress, cfg.figures)  # fmt: skip
     summary = _summary(records, list(cfg.clusters))
     results = {"eval": "segment", "output_dir": str(out), "config": asdict(cfg), "input_size": size,
                "miou": summary, "images": records}  # fmt: skip
-    (out / "results.json").write_text(json.dumps(results, indent=2))
     header = (f"Unsupervised segmentation of `{cfg.checkpoint}` on {len(records)} images "
               f"(input {size} px, {cfg.feature} features, mIoU x100 at pixel resolution)")  # fmt: skip
-    (out / "results.md").write_text(_markdown(summary, list(cfg.clusters), header))
+    markdown = _markdown(summary, list(cfg.clusters), header)
+    if probe_train:
+        val = [(s.image, s.classes) for s in samples if s.classes is not None]
+        results["probe"] = linear_probe_segmentation(fns, probe_train, val, 1 + len(SyntheticShapes.classes),
+                                                     encoder.patch_size, mean, std, device)  # fmt: skip
+        markdown += "\n" + _probe_markdown(results["probe"], len(probe_train), len(val))
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(markdown)
     return results
