@@ -85,3 +85,20 @@ def test_two_seeds_with_supervised_ceiling_floor_and_segmentation(tmp_path, caps
     md = (table_dir / "results.md").read_text()
     assert "| Raw pixels (floor) |" in md and "Supervised ceiling" in md and " ± " in md
     assert "| Latent MIM > MAE (NN) |" in md and "holds?" in md
+    assert "probe sem." not in md  # the probe's columns appear only where it was measured
+
+    # Asking for the linear probe later re-scores the finished rows without training them again.
+    ckpt = table_dir / "lmim_s1" / "checkpoint_latest.pth"
+    before = ckpt.stat().st_mtime_ns, json.loads((table_dir / "lmim_s1" / "ablate.json").read_text())
+    assert main([*words, "segment_probe_images=6"]) == 0
+    after = json.loads((table_dir / "lmim_s1" / "ablate.json").read_text())
+    assert ckpt.stat().st_mtime_ns == before[0]
+    assert after["nn"] == before[1]["nn"] and after["miou"] == pytest.approx(before[1]["miou"])
+    assert after["segment_probe_images"] == 6 and 0 < after["probe_semantic"] <= 100
+    res = json.loads((out := table_dir / "lmim_s1" / "eval_segment" / "results.json").read_text())
+    assert after["probe_foreground"] == pytest.approx(100 * res["probe"]["encoder"]["foreground"]), out
+    results = json.loads((table_dir / "results.json").read_text())
+    runs = [json.loads((table_dir / n / "ablate.json").read_text())["probe_semantic"] for n in ("mae", "mae_s1")]
+    assert results["rows"]["mae"]["probe_semantic"] == pytest.approx(statistics.fmean(runs))
+    md = (table_dir / "results.md").read_text()
+    assert "probe sem. mIoU" in md and "| Latent MIM > MAE (linear probe, semantic mIoU) |" in md

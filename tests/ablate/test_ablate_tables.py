@@ -118,6 +118,8 @@ def test_markdown_table_puts_measured_next_to_paper_and_skips_unfinished_rows():
     (["loss", "budet_min=3"], "did you mean 'budget_min'"),
     (["loss", "epochs=1", "decoder_dpeth=3"], "decoder_dpeth"),
     (["loss", "job_name=x"], "'job_name' is set per row"),
+    (["headline", "segment_probe_images=-2"], "segment_probe_images"),
+    (["headline", "segment_probe_images=100"], "needs segment_images"),
 ])
 def test_cli_errors_are_one_line_with_exit_2(words, expected, capsys, tmp_path):
     assert main(["ablate", *words, f"output_dir={tmp_path}"]) == 2

@@ -177,22 +177,30 @@ def evaluate_raw_pixels(cfg: PretrainConfig, progress: bool = True) -> dict[str,
             "lp": logreg_probe_accuracy(train_f, train_y, val_f, val_y)}
 
 
-def segmentation_miou(run_dir: Path, num_images: int, progress: bool = False) -> dict[str, float]:
-    """Unsupervised segmentation mIoU (x100, best cut per image) of a trained row and its baselines.
+def segmentation_miou(run_dir: Path, num_images: int, progress: bool = False,
+                      probe_images: int = 0) -> dict[str, float]:  # fmt: skip
+    """Unsupervised segmentation mIoU (x100, best cut per image) of a trained row and its baselines,
+    and with ``probe_images`` the linear segmentation probe's semantic and foreground mIoU.
 
     Runs ``latentmim eval segment`` on the row's checkpoint (val images with ground-truth masks);
     figures land in ``run_dir/eval_segment``.
 
     Returns:
-        ``miou`` (the trained encoder), ``miou_raw_pixels`` and ``miou_random_init``.
+        ``miou`` (the trained encoder), ``miou_raw_pixels`` and ``miou_random_init``; with the probe
+        also ``probe_semantic``, ``probe_foreground`` and their ``_raw_pixels`` / ``_random_init``
+        values; ``segment_images`` and ``segment_probe_images`` say what was measured.
     """
     from latentmim.eval.dense.segment import run_segment_eval
 
     res = run_segment_eval(checkpoint=str(run_dir / "checkpoint_latest.pth"), num_images=num_images,
-                           output_dir=str(run_dir / "eval_segment"), tsne=False, progress=progress, workers=0)
+                           output_dir=str(run_dir / "eval_segment"), tsne=False, progress=progress, workers=0,
+                           probe_images=probe_images)  # fmt: skip
     miou = res["miou"]
-    out = {"miou": 100 * miou["encoder"]["best_k"]} if "encoder" in miou else {}
-    for source in ("raw_pixels", "random_init"):
+    out: dict[str, float] = {"segment_images": num_images, "segment_probe_images": probe_images}
+    for source in ("encoder", "raw_pixels", "random_init"):
+        suffix = "" if source == "encoder" else f"_{source}"
         if source in miou:
-            out[f"miou_{source}"] = 100 * miou[source]["best_k"]
+            out[f"miou{suffix}"] = 100 * miou[source]["best_k"]
+        for task, value in res.get("probe", {}).get(source, {}).items():
+            out[f"probe_{task}{suffix}"] = 100 * value
     return out

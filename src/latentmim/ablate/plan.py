@@ -55,6 +55,9 @@ class AblateOptions:
         supervised: add the supervised ceiling row (the same ViT trained with labels, same epochs).
         segment_images: score unsupervised segmentation mIoU on this many val images per run
             (datasets with masks: synthetic); 0 = off.
+        segment_probe_images: with ``segment_images``, also the linear segmentation probe fitted on
+            this many train images (semantic and foreground mIoU on the same val images); 0 = off.
+            Finished rows are re-evaluated, not re-trained, when these two options change.
     """
 
     dataset: str = "fashion_mnist"
@@ -67,6 +70,7 @@ class AblateOptions:
     seeds: int = 1
     supervised: bool = True
     segment_images: int = 0
+    segment_probe_images: int = 0
 
     @property
     def row_keys(self) -> tuple[str, ...]:

@@ -22,6 +22,8 @@ MEASURED = (
     ("kNN", "knn", "{:.1f}"),
     ("LP (logreg)", "lp", "{:.1f}"),
     ("mIoU", "miou", "{:.1f}"),
+    ("probe sem. mIoU", "probe_semantic", "{:.1f}"),
+    ("probe fg. mIoU", "probe_foreground", "{:.1f}"),
     ("img/s", "img_per_s", "{:.0f}"),
 )
 COLLAPSED = 0.95  # S(targets) at or above this is a collapse (the collapse guard's threshold)
@@ -82,8 +84,9 @@ def markdown_table(table: Table, plan: Plan, results: dict[str, dict[str, Any]],
     rows = rows if rows is not None else table.rows
     paper_cols = table.paper_columns
     extra = ("vs MAE",) if table.name == "pcae" else ()
-    # the mIoU column only where segmentation was measured (ablate segment_images=N)
-    columns = tuple(c for c in MEASURED if c[1] != "miou" or any("miou" in r for r in results.values()))
+    # the segmentation columns only where they were measured (ablate segment_images=N, segment_probe_images=M)
+    optional = ("miou", "probe_semantic", "probe_foreground")
+    columns = tuple(c for c in MEASURED if c[1] not in optional or any(c[1] in r for r in results.values()))
     head = ["row", *[h for h, _, _ in columns], *extra, *[f"paper {c}" for c in paper_cols]]
     lines = [
         f"### {table.title}",

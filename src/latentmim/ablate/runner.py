@@ -31,11 +31,26 @@ from latentmim.engine.progress import live_bars
 ROW_RESULT = "ablate.json"
 REFERENCE = "random_init.json"  # the untrained encoder, measured once per table
 FLOOR = "raw_pixels.json"  # raw pixels, measured once per table
-AGGREGATED = ("nn", "knn", "lp", "miou", "sim_trg", "sim_pred", "sim_enc", "img_per_s")
+AGGREGATED = ("nn", "knn", "lp", "miou", "probe_semantic", "probe_foreground", "sim_trg", "sim_pred", "sim_enc",
+              "img_per_s")
 
 
-def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images: int = 0) -> dict[str, Any]:
-    """Train (or resume) and evaluate one seed of one row; returns its measured columns."""
+def _segmentation_stale(result: dict[str, Any], segment_images: int, probe_images: int) -> bool:
+    """Whether a finished row's segmentation scores are missing or were measured with other options
+    (rows written before these were recorded count as stale: re-scoring is cheap and deterministic)."""
+    if not segment_images or result.get("status") != "finished":
+        return False
+    return (result.get("segment_images") != segment_images
+            or result.get("segment_probe_images", 0) != probe_images)  # fmt: skip
+
+
+def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images: int = 0,
+            segment_probe_images: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) and evaluate one seed of one row; returns its measured columns.
+
+    A finished row is not trained again; its segmentation is re-scored when asked for with other
+    ``segment_images`` / ``segment_probe_images`` than it was measured with.
+    """
     from latentmim.engine.pretrain import (  # heavy import, only when training
         NonFiniteLoss,
         pretrain,
@@ -44,7 +59,13 @@ def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images
     run_dir = table_dir / run_name(key, seed)
     done = run_dir / ROW_RESULT
     if done.exists():
-        return load_json(done)
+        result = load_json(done)
+        if _segmentation_stale(result, segment_images, segment_probe_images):
+            cfg = plan.row_config(key, table_dir, seed)
+            if cfg.dataset == "synthetic":
+                result.update(segmentation_miou(run_dir, segment_images, cfg.log.progress, segment_probe_images))
+                _write_atomic(done, result)
+        return result
     cfg = plan.row_config(key, table_dir, seed)
     status = "finished"
     if not (run_dir / "results.json").exists():
@@ -58,9 +79,16 @@ def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images
         return {"status": "interrupted"}
     result = {"status": status, "seed": cfg.env.seed, **evaluate_row(cfg, run_dir, cfg.log.progress)}
     if segment_images and cfg.dataset == "synthetic":
-        result.update(segmentation_miou(run_dir, segment_images, cfg.log.progress))
-    done.write_text(json.dumps(result, indent=2))
+        result.update(segmentation_miou(run_dir, segment_images, cfg.log.progress, segment_probe_images))
+    _write_atomic(done, result)
     return result
+
+
+def _write_atomic(path: Path, result: dict[str, Any]) -> None:
+    """Write a row's result so that a kill mid-write leaves the old file or the new one, never half."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,7 +174,7 @@ def run_table(name: str, opts: AblateOptions, overrides: list[str]) -> dict[str,
         bar.set_postfix(row=key, seed=seed)
         if bar.disable:
             print(f"ablate {table.name}: run {i + 1}/{len(jobs)}: row {key}, seed {seed}", flush=True)
-        result = run_row(plan, key, table_dir, seed, opts.segment_images)
+        result = run_row(plan, key, table_dir, seed, opts.segment_images, opts.segment_probe_images)
         if result.get("status") == "interrupted":
             results[key] = {**results.get(key, {}), "status": "interrupted"}
             break

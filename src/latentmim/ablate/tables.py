@@ -182,7 +182,8 @@ TABLES: dict[str, Table] = {
         "",
         (Ordering("lmim", "mae", "Latent MIM > MAE (NN)"), Ordering("lmim", "data2vec", "Latent MIM > data2vec (NN)"),
          Ordering("lmim", "mae", "Latent MIM >= MAE (LP)", metric="lp", at_least=True),
-         Ordering("lmim", "mae", "Latent MIM > MAE (segmentation mIoU)", metric="miou")),
+         Ordering("lmim", "mae", "Latent MIM > MAE (segmentation mIoU)", metric="miou"),
+         Ordering("lmim", "mae", "Latent MIM > MAE (linear probe, semantic mIoU)", metric="probe_semantic")),
     ),
     "pcae": Table(
         "pcae", "PCAE: ranking vs random drop, drop cases, training throughput vs MAE",

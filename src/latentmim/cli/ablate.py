@@ -106,6 +106,10 @@ def run(args: list[str]) -> int:
         raise ConfigError(f"ablate {name}: option 'seeds' must be >= 1, got {opts.seeds}")
     if opts.segment_images < 0:
         raise ConfigError(f"ablate {name}: option 'segment_images' must be >= 0, got {opts.segment_images}")
+    if opts.segment_probe_images < 0:
+        raise ConfigError(f"ablate {name}: option 'segment_probe_images' must be >= 0, got {opts.segment_probe_images}")
+    if opts.segment_probe_images and not opts.segment_images:
+        raise ConfigError(f"ablate {name}: option 'segment_probe_images' needs segment_images > 0 (its val images)")
     from latentmim.ablate.runner import run_table  # the training stack, only when running
 
     out = run_table(name, opts, overrides)
