@@ -26,6 +26,7 @@ from latentmim.ablate.evaluate import (
 from latentmim.ablate.plan import AblateOptions, Plan, get_table, load_json, make_plan, run_name
 from latentmim.ablate.report import markdown_table, plot_nn_against_time
 from latentmim.ablate.tables import Table, rows_of
+from latentmim.engine.checkpoint import write_text_atomic
 from latentmim.engine.progress import live_bars
 
 ROW_RESULT = "ablate.json"
@@ -64,7 +65,7 @@ def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images
             cfg = plan.row_config(key, table_dir, seed)
             if cfg.dataset == "synthetic":
                 result.update(segmentation_miou(run_dir, segment_images, cfg.log.progress, segment_probe_images))
-                _write_atomic(done, result)
+                write_text_atomic(done, json.dumps(result, indent=2))
         return result
     cfg = plan.row_config(key, table_dir, seed)
     status = "finished"
@@ -80,15 +81,8 @@ def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images
     result = {"status": status, "seed": cfg.env.seed, **evaluate_row(cfg, run_dir, cfg.log.progress)}
     if segment_images and cfg.dataset == "synthetic":
         result.update(segmentation_miou(run_dir, segment_images, cfg.log.progress, segment_probe_images))
-    _write_atomic(done, result)
+    write_text_atomic(done, json.dumps(result, indent=2))  # a kill mid-write leaves the old file or the new
     return result
-
-
-def _write_atomic(path: Path, result: dict[str, Any]) -> None:
-    """Write a row's result so that a kill mid-write leaves the old file or the new one, never half."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
