@@ -132,6 +132,18 @@ def _open_images(paths: list[str], mode: str) -> list[tuple[str, Image.Image]]:
     return out
 
 
+def synthetic_samples(split: str, num: int, size: int, seed: int, gray: bool) -> list[SegmentSample]:
+    """The first ``num`` images of a ``synthetic`` split rendered at ``size`` px, with their
+    instance maps (the clustering's segments) and class masks (the probe's labels)."""
+    shapes = SyntheticShapes(split, num, image_size=size, seed=seed)
+    samples = []
+    for i in range(num):
+        scene = shapes.scene(i)
+        img = np.asarray(Image.fromarray(scene.image).convert("L" if gray else "RGB"))
+        samples.append(SegmentSample(f"synthetic_{i:04d}", img, scene.instances, scene.mask))
+    return samples
+
+
 def load_samples(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int, patch: int,
                  gray: bool) -> tuple[list[SegmentSample], tuple[float, ...], tuple[float, ...]]:  # fmt: skip
     """The images to segment, resized so the short side is ``size`` (sides multiples of
@@ -152,13 +164,7 @@ def load_samples(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int, patch
         ds, info = load_split(spec, "val")
         mean, std = channel_stats(info, in_chans)
         if spec.dataset == "synthetic":
-            shapes = SyntheticShapes("val", cfg.num_images, image_size=size, seed=spec.synthetic_seed)
-            samples = []
-            for i in range(cfg.num_images):
-                scene = shapes.scene(i)
-                img = np.asarray(Image.fromarray(scene.image).convert(mode))
-                samples.append(SegmentSample(f"synthetic_{i:04d}", img, scene.instances, scene.mask))
-            return samples, mean, std
+            return synthetic_samples("val", cfg.num_images, size, spec.synthetic_seed, gray), mean, std
         pils = [(f"{spec.dataset}_{i:04d}", ds[i][0].convert(mode))
                 for i in range(min(cfg.num_images, len(ds)))]  # fmt: skip
     samples = []
@@ -255,12 +261,7 @@ def _probe_train_pairs(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int,
     if spec.dataset != "synthetic":
         raise ConfigError(f"config key 'probe_images': the linear probe needs ground-truth classes, "
                           f"which dataset '{spec.dataset}' has not (use dataset=synthetic)")  # fmt: skip
-    shapes = SyntheticShapes("train", cfg.probe_images, image_size=size, seed=spec.synthetic_seed)
-    pairs = []
-    for i in range(cfg.probe_images):
-        scene = shapes.scene(i)
-        pairs.append((np.asarray(Image.fromarray(scene.image).convert("L" if gray else "RGB")), scene.mask))
-    return pairs
+    return [(s.image, s.classes) for s in synthetic_samples("train", cfg.probe_images, size, spec.synthetic_seed, gray)]
 
 
 def _probe_markdown(probe: dict[str, dict[str, float]], train_images: int, val_images: int) -> str:
