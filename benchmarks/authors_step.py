@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import torch
 
-from latentmim.engine.timing import median_seconds
+from latentmim.runtime.timing import median_seconds
 
 # Our configs in their constructor's terms: (backbone, grid, gap, num_vis, decoder depth, mlp_dim,
 # mlp_depth, batch). The tiny one overrides the backbone's table entry (dry runs on CPU).

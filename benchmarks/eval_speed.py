@@ -8,7 +8,7 @@ Feature extraction times ``encode_images`` (the official NN feature) on random i
 data loading. k-NN: a 60000-image bank of 384-d features (ViT-S width, the size of the
 Fashion-MNIST / CIFAR train sets) against 10000 queries, weighted k-NN (k=20, T=0.07), and
 leave-one-out 1-NN within the 10000 queries, each with the exact fp32 search and the two-stage
-search (bf16 candidates + exact re-rank, ``engine/knn.py``) side by side. Every number is the
+search (bf16 candidates + exact re-rank, ``probing/knn.py``) side by side. Every number is the
 median over ``--repeats`` timed runs after one warm-up run.
 
 Agreement: the two searches' weighted 20-NN predictions on real data, Fashion-MNIST's 60000
@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 
 from latentmim.data.fashion_mnist import FASHION_MNIST_DEFAULT_ROOT, FashionMNIST
-from latentmim.engine.features import encode_images, raw_pixel_features
-from latentmim.engine.knn import bf16_matmul_is_faster, loo_1nn_predict, weighted_knn_predict
-from latentmim.engine.precision import autocast
-from latentmim.engine.timing import median_seconds
 from latentmim.models.vit import build_encoder
+from latentmim.probing.features import encode_images, raw_pixel_features
+from latentmim.probing.knn import bf16_matmul_is_faster, loo_1nn_predict, weighted_knn_predict
+from latentmim.runtime.timing import median_seconds
+from latentmim.training.precision import autocast
 
 MODELS = {  # name -> (preset, grid, patch, width override, depth override, heads override)
     "vit_small_16_224": ("vit_small", 14, 16, None, None, None),

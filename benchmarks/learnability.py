@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 import latentmim.data.synthetic as synthetic
-from latentmim.engine.knn import weighted_knn_accuracy
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.models.vit import ViTEncoder
+from latentmim.probing.knn import weighted_knn_accuracy
 
 
 def render(split: str, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,10 +23,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from latentmim.config.load import compose_config
-from latentmim.engine.optim import build_adamw
-from latentmim.engine.precision import autocast
-from latentmim.masking.views import sample_views
 from latentmim.methods.factory import build_model
+from latentmim.training.optim import build_adamw
+from latentmim.training.precision import autocast
 
 # The reference workload of the issue: ViT-S/16, 280-px crops (gap 4), 20 visible patches,
 # decoder 3 x 512, projector 3 x 4096, batch 16. The authors' code: 3.9 img/s fp32 on 2 cores,
@@ -70,20 +69,20 @@ def measure(name: str, precision: str, steps: int, warmup: int, device: str, com
     b, s = cfg.batch_size, cfg.train_size
     imgs = torch.randn(b, 3, s, s, device=dev)
     gen = torch.Generator().manual_seed(0)
-    forward = torch.compile(model) if compiled else model  # as env.compile=True does (engine/parallel.py)
+    forward = torch.compile(model) if compiled else model  # as env.compile=True does (runtime/parallel.py)
 
     def step() -> None:
         model.update_target(0.999)
-        views = sample_views(b, cfg.grid_size, cfg.num_vis, cfg.patch_gap, gen).to(dev)
+        views = model.sample_views(b, gen).to(dev)
         with autocast(precision, dev):
-            loss, _ = forward(imgs, views, 0.5)
+            loss, _ = forward(imgs, views)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     with FlopCounterMode(display=False) as counter:
         with autocast(precision, dev):  # counted eagerly: the compiled graph hides its ops from the counter
-            loss, _ = model(imgs, sample_views(b, cfg.grid_size, cfg.num_vis, cfg.patch_gap, gen).to(dev), 0.5)
+            loss, _ = model(imgs, model.sample_views(b, gen).to(dev))
         loss.backward()
     opt.zero_grad(set_to_none=True)
     gflop = counter.get_total_flops() / b / 1e9

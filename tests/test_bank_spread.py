@@ -9,7 +9,7 @@ import torch
 
 from latentmim.config.load import compose_config
 from latentmim.engine.data import build_monitor_loaders
-from latentmim.engine.nn_monitor import raw_pixel_nn_scores
+from latentmim.probing.nn_monitor import raw_pixel_nn_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["synthetic.num_train=300", "synthetic.num_val=60", "nn_train_images=100", "nn_val_images=60",

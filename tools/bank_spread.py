@@ -28,7 +28,7 @@ from latentmim.data.seeding import seeded_subset
 from latentmim.data.transforms import eval_transform
 from latentmim.engine.data import build_monitor_loaders, raw_dataset
 from latentmim.engine.encoder_io import load_encoder_checkpoint
-from latentmim.engine.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
+from latentmim.probing.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
 
 
 def _summary(name: str, values: list[float]) -> str:

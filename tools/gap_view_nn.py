@@ -27,9 +27,9 @@ import torch
 
 from latentmim.engine.data import build_monitor_loaders, raw_dataset
 from latentmim.engine.encoder_io import load_encoder_checkpoint
-from latentmim.engine.features import encode_images, raw_pixel_features
-from latentmim.engine.nn_monitor import nn_scores
 from latentmim.masking.patchify import centre_cut_patches
+from latentmim.probing.features import encode_images, raw_pixel_features
+from latentmim.probing.nn_monitor import nn_scores
 
 
 def _parse(spec: str) -> tuple[str, Path]:

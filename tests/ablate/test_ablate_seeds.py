@@ -11,7 +11,7 @@ from latentmim.ablate.report import verdict
 from latentmim.ablate.runner import aggregate
 from latentmim.ablate.tables import TABLES, Ordering
 from latentmim.cli.main import main
-from latentmim.engine.checkpoint import load_checkpoint
+from latentmim.runtime.checkpoint import load_checkpoint
 
 DATA = ["synthetic.num_train=96", "synthetic.num_val=48", "nn_train_images=96", "nn_val_images=48",
         "env.workers=0", "log.progress=false", "log.curves=false"]

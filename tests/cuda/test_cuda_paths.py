@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
-from latentmim.engine.knn import l2_normalize, top_similar
 from latentmim.engine.pretrain import pretrain
+from latentmim.probing.knn import l2_normalize, top_similar
+from latentmim.runtime.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

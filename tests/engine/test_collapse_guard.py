@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.engine.collapse import CollapseGuard, likely_cause
 from latentmim.engine.pretrain import pretrain
+from latentmim.runtime.checkpoint import load_checkpoint
 
 
 def test_fires_after_patience_consecutive_steps_once_per_key():

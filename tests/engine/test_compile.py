@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.engine.pretrain import pretrain
+from latentmim.runtime.checkpoint import load_checkpoint
 
 
 @pytest.mark.slow

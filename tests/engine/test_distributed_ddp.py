@@ -10,10 +10,10 @@ import torch
 from conftest import TINY
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.engine.encoder_io import load_encoder_checkpoint
-from latentmim.engine.features import encode_images
 from latentmim.engine.pretrain import Pretrainer, pretrain
+from latentmim.probing.features import encode_images
+from latentmim.runtime.checkpoint import load_checkpoint
 
 # Global batch 16 per optimizer step: 8 x accum 2 in one process = 4 x accum 2 x 2 processes.
 # blr (not lr) so the effective lr must scale with the world size; drop path so its per-sample

@@ -16,9 +16,9 @@ import torch
 
 from latentmim.config.load import compose_config
 from latentmim.engine.data import build_monitor_loaders
-from latentmim.engine.features import encode_images
 from latentmim.engine.pretrain import pretrain
 from latentmim.models.vit import ViTEncoder
+from latentmim.probing.features import encode_images
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["dataset=synthetic", "synthetic.num_train=48", "synthetic.num_val=24", "nn_train_images=40",

@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
-from latentmim.engine.pretrain import NonFiniteLoss, pretrain
+from latentmim.engine.pretrain import pretrain
+from latentmim.runtime.checkpoint import load_checkpoint
+from latentmim.training.errors import NonFiniteLoss
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 

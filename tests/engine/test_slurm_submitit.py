@@ -15,7 +15,6 @@ from conftest import TINY
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config
 from latentmim.engine import slurm
-from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.engine.pretrain import pretrain
 from latentmim.engine.slurm import (
     STATE_FILE,
@@ -26,6 +25,7 @@ from latentmim.engine.slurm import (
     submit,
     update_state,
 )
+from latentmim.runtime.checkpoint import load_checkpoint
 
 # 60 steps of one epoch: long enough to be preempted in the middle.
 RUN = [*TINY, "epochs=1", "warmup_epochs=0", "synthetic.num_train=480", "log.print_freq=1", "env.threads=1"]

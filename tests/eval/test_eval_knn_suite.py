@@ -15,10 +15,10 @@ from latentmim.config.eval_schema import KnnEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.registry import build_dataset
 from latentmim.data.transforms import eval_transform
-from latentmim.engine.features import encode_images
-from latentmim.engine.knn import weighted_knn_predict
 from latentmim.eval.encoders import load_any_encoder
 from latentmim.eval.knn.suite import knn_protocols, run_knn_eval
+from latentmim.probing.features import encode_images
+from latentmim.probing.knn import weighted_knn_predict
 
 
 def circle(degrees: list[float]) -> torch.Tensor:

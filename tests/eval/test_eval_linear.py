@@ -17,11 +17,11 @@ from latentmim.config.eval_load import parse_eval_config
 from latentmim.config.eval_schema import LinearEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.transforms import eval_transform, train_transform
-from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.eval.linear.feature_sources import AugmentedFeatures, CachedFeatures
 from latentmim.eval.linear.head import LinearProbeHead
 from latentmim.eval.linear.lars import build_lars
 from latentmim.eval.linear.suite import LinearProbe, run_linear_eval
+from latentmim.runtime.checkpoint import load_checkpoint
 
 
 @pytest.mark.parametrize("wd", [0.0, 0.1])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-import latentmim.engine.checkpoint as checkpoint
+import latentmim.runtime.checkpoint as checkpoint
 from latentmim.cli.main import main
 
 ready, target, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]

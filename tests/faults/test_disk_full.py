@@ -4,9 +4,9 @@ import errno
 
 import torch
 
-import latentmim.engine.checkpoint as checkpoint
+import latentmim.runtime.checkpoint as checkpoint
 from latentmim.cli.main import main
-from latentmim.engine.checkpoint import load_checkpoint
+from latentmim.runtime.checkpoint import load_checkpoint
 
 
 def test_disk_full_during_save_keeps_the_previous_checkpoint(tiny, tmp_path, capsys, monkeypatch):

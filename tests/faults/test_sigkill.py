@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
+from latentmim.runtime.checkpoint import load_checkpoint
 
 HERE = Path(__file__).parent
 # 40 epochs of 6 steps, a checkpoint after every step, the NN monitor only at the end

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
+from latentmim.runtime.checkpoint import load_checkpoint
 
 RUN = ["epochs=12", "warmup_epochs=1", "eval_freq=100", "save_freq=100", "log.print_freq=1", "log.curves=false"]
 

@@ -14,8 +14,8 @@ import latentmim
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config
 from latentmim.data.info import FASHION_MNIST_MEAN, SYNTHETIC_MEAN, SYNTHETIC_STD
-from latentmim.engine.features import encode_images
 from latentmim.methods.factory import build_model
+from latentmim.probing.features import encode_images
 
 ROOT = Path(__file__).resolve().parents[2]
 

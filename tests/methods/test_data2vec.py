@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from latentmim.config.load import compose_config
-from latentmim.engine.checkpoint import load_checkpoint
 from latentmim.engine.pretrain import pretrain
 from latentmim.masking.patchify import gather_patches
 from latentmim.masking.views import sample_views
 from latentmim.methods.data2vec import Data2Vec, instance_norm_tokens
 from latentmim.methods.data2vec_decoder import ConvDecoder
 from latentmim.methods.factory import build_model
+from latentmim.runtime.checkpoint import load_checkpoint
 
 SMALL = ["method=data2vec", "embed_dim=16", "depth=3", "num_heads=2", "patch_size=2", "grid_size=4",
          "patch_gap=0", "num_vis=4", "decoder_embed_dim=8", "data2vec.decoder_groups=4", "data2vec.top_k=2",

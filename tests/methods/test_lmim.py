@@ -1,5 +1,7 @@
 """Target modes, EMA and the forward of Latent MIM on a tiny model."""
 
+import math
+
 import pytest
 import torch
 
@@ -25,7 +27,7 @@ def run_forward(model, cfg, seed=0):
     g = torch.Generator().manual_seed(seed)
     imgs = torch.randn(3, 3, cfg.train_size, cfg.train_size, generator=g)
     views = sample_views(3, cfg.grid_size, cfg.num_vis, cfg.patch_gap, g)
-    return model(imgs, views, 0.5)
+    return model(imgs, views)
 
 
 @pytest.mark.parametrize("mode,target_gets_grad", [("naive", True), ("independent", True),
@@ -113,7 +115,7 @@ def test_every_switch_trains(extra):
     loss, metrics = run_forward(model, cfg)
     loss.backward()
     assert torch.isfinite(loss)
-    assert set(metrics) == {"loss_pred", "avg_sim_pred", "avg_sim_vis", "avg_sim_trg"}
+    assert set(metrics) == {"loss_pred", "avg_sim_pred", "avg_sim_vis", "avg_sim_trg", "sim_goal"}
     assert all(0 <= metrics[k] <= 1 + 1e-5 for k in ("avg_sim_pred", "avg_sim_vis", "avg_sim_trg"))
     # each switch has its effect
     assert isinstance(model.decoder, SelfAttentionDecoder if cfg.decoder_type == "self" else CrossAttentionDecoder)
@@ -133,10 +135,32 @@ def test_every_switch_trains(extra):
 
 
 def test_similarity_regulariser_adds_exact_penalty():
-    model, cfg = tiny_model("avg_sim_coeff=0.3")
+    model, cfg = tiny_model("avg_sim_coeff=0.3", "sim_init=0.8", "sim_end=0.2")
+    model.set_progress(0.5)  # halfway along the cosine: g = (0.8 + 0.2) / 2
     loss, m = run_forward(model, cfg)
+    assert m["sim_goal"].item() == pytest.approx(0.5)
     expected = m["loss_pred"] + 0.3 * ((m["avg_sim_pred"] - 0.5) ** 2 + (m["avg_sim_vis"] - 0.5) ** 2)
     assert torch.allclose(loss.detach(), expected, atol=1e-6)
+
+
+def test_the_similarity_goal_follows_the_run_like_the_paper_schedule():
+    model, _ = tiny_model("sim_init=0.75", "sim_end=0.25")
+    goals = []
+    for progress in (0.0, 0.25, 1.0):
+        model.set_progress(progress)
+        goals.append(model.sim_goal)
+    assert goals == pytest.approx([0.75, 0.25 + 0.5 * 0.5 * (1 + math.cos(math.pi / 4)), 0.25])
+
+
+def test_views_are_drawn_inside_forward_when_not_given():
+    model, cfg = tiny_model()
+    imgs = torch.randn(3, 3, cfg.train_size, cfg.train_size, generator=torch.Generator().manual_seed(0))
+    loss, metrics = model(imgs)  # the method's own generator, seeded by env.seed
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    # the same as passing the first views of a generator seeded like the method's
+    again, _ = tiny_model()
+    views = again.sample_views(3, torch.Generator().manual_seed(cfg.env.seed))
+    torch.testing.assert_close(again(imgs, views)[0], loss)
 
 
 def test_mask_target_false_sees_all_patches():

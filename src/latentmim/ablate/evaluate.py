@@ -19,13 +19,13 @@ from latentmim.ablate.logreg_probe import logreg_probe_accuracy
 from latentmim.config.schema import PretrainConfig
 from latentmim.engine.data import PretrainData, build_pretrain_data
 from latentmim.engine.encoder_io import load_encoder_checkpoint
-from latentmim.engine.features import extract_features
-from latentmim.engine.knn import loo_1nn_accuracy, weighted_knn_accuracy
-from latentmim.engine.precision import resolve_device
 from latentmim.losses.similarity import avg_similarity
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.methods.factory import encoder_from_config
 from latentmim.models.vit import ViTEncoder
+from latentmim.probing.features import extract_features
+from latentmim.probing.knn import loo_1nn_accuracy, weighted_knn_accuracy
+from latentmim.training.precision import resolve_device
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -165,7 +165,7 @@ def evaluate_row(cfg: PretrainConfig, run_dir: Path, progress: bool = True) -> d
 
 def evaluate_raw_pixels(cfg: PretrainConfig, progress: bool = True) -> dict[str, float]:
     """NN, k-NN and LP (logreg) of raw normalised pixels: the floor a learned feature must beat."""
-    from latentmim.engine.features import raw_pixel_features
+    from latentmim.probing.features import raw_pixel_features
 
     device = resolve_device(cfg.env.device)
     data = build_pretrain_data(cfg, device)

@@ -22,7 +22,7 @@ from latentmim.ablate.tables import TABLES, Row, Table, rows_of
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import compose_config
 from latentmim.config.schema import PretrainConfig
-from latentmim.engine.progress import live_bars
+from latentmim.runtime.progress import live_bars
 
 # Settings of every ablation run (before the table's and the user's): evaluate each epoch for
 # the NN-vs-time curve, keep only checkpoint_latest, no TensorBoard, and a collapse guard that
@@ -140,8 +140,8 @@ def measure_seconds_per_epoch(cfg: PretrainConfig, steps: int) -> float:
     Training is timed on ``steps`` real steps (data loading included) after one warm-up step; the
     monitor from the encoder's speed on two validation batches, scaled to its image count.
     """
-    from latentmim.engine.features import encode_images
     from latentmim.engine.pretrain import Pretrainer  # the engine imports the whole stack
+    from latentmim.probing.features import encode_images
 
     trainer = Pretrainer(cfg)
     batches = iter(trainer.data.loader)

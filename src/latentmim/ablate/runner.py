@@ -26,8 +26,8 @@ from latentmim.ablate.evaluate import (
 from latentmim.ablate.plan import AblateOptions, Plan, get_table, load_json, make_plan, run_name
 from latentmim.ablate.report import markdown_table, plot_nn_against_time
 from latentmim.ablate.tables import Table, rows_of
-from latentmim.engine.checkpoint import write_text_atomic
-from latentmim.engine.progress import live_bars
+from latentmim.runtime.checkpoint import write_text_atomic
+from latentmim.runtime.progress import live_bars
 
 ROW_RESULT = "ablate.json"
 REFERENCE = "random_init.json"  # the untrained encoder, measured once per table
@@ -52,10 +52,8 @@ def run_row(plan: Plan, key: str, table_dir: Path, seed: int = 0, segment_images
     A finished row is not trained again; its segmentation is re-scored when asked for with other
     ``segment_images`` / ``segment_probe_images`` than it was measured with.
     """
-    from latentmim.engine.pretrain import (  # heavy import, only when training
-        NonFiniteLoss,
-        pretrain,
-    )
+    from latentmim.engine.pretrain import pretrain  # heavy import, only when training
+    from latentmim.training.errors import NonFiniteLoss
 
     run_dir = table_dir / run_name(key, seed)
     done = run_dir / ROW_RESULT

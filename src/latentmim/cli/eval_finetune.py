@@ -14,9 +14,9 @@ from latentmim.config.eval_schema import FinetuneEvalConfig
 
 
 def run(args: list[str]) -> int:
-    from latentmim.engine.pretrain import NonFiniteLoss
     from latentmim.eval.finetune.suite import run_finetune_eval
     from latentmim.eval.report import print_summary
+    from latentmim.training.errors import NonFiniteLoss
 
     cfg = parse_eval_config(FinetuneEvalConfig, args)
     try:

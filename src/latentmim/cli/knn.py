@@ -9,8 +9,8 @@ import torch
 from latentmim.config.errors import ConfigError
 from latentmim.engine.data import build_pretrain_data
 from latentmim.engine.encoder_io import load_encoder_checkpoint
-from latentmim.engine.nn_monitor import encoder_nn_scores
-from latentmim.engine.precision import resolve_device
+from latentmim.probing.nn_monitor import encoder_nn_scores
+from latentmim.training.precision import resolve_device
 
 
 def knn_command(args: list[str]) -> int:

@@ -23,7 +23,7 @@ def preflight(cfg: PretrainConfig) -> None:
         build_dataset(cfg.dataset, split, cfg.data_path, download=cfg.download,
                       synthetic_size=cfg.synthetic.image_size, synthetic_num=1, seed=cfg.data_seed)
     if cfg.log.wandb:
-        from latentmim.engine.wandb_mirror import require_wandb
+        from latentmim.runtime.wandb_mirror import require_wandb
 
         require_wandb()
 
@@ -41,7 +41,7 @@ def train_here(cfg: PretrainConfig) -> dict[str, Any]:
 def pretrain_command(config_name: str, overrides: list[str], cfg_mode: str | None = None,
                      multirun: bool = False) -> int:
     """``latentmim pretrain``: one run, ``--cfg job`` (print, no training) or ``-m`` (a sweep)."""
-    from latentmim.engine.pretrain import NonFiniteLoss
+    from latentmim.training.errors import NonFiniteLoss
 
     if multirun:
         if cfg_mode:

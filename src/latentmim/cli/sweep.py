@@ -115,7 +115,7 @@ def run_sweep(config_name: str, overrides: list[str], run_one: Callable[[Pretrai
         overrides: the command line's ``key=value`` words, sweeps included.
         run_one: trains one validated config (the same path as a single ``pretrain``).
     """
-    from latentmim.engine.pretrain import NonFiniteLoss
+    from latentmim.training.errors import NonFiniteLoss
 
     points, swept, fixed = expand(overrides)
     base = compose_config([o for o in fixed if o.split("=", 1)[0] != "resume"], config_name)

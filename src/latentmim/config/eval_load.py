@@ -34,7 +34,7 @@ T = TypeVar("T")
 FEATURES = ("avgpool_prenorm", "avgpool", "cls")
 PRECISIONS = ("fp32", "bf16", "fp16")
 PROTOCOLS = ("both", "loo", "weighted")
-SEARCH_MODES = ("auto", "exact", "bf16")  # neighbour searches of engine.knn.top_similar
+SEARCH_MODES = ("auto", "exact", "bf16")  # neighbour searches of probing.knn.top_similar
 LINEAR_MODES = ("augment", "cached")
 SUITES = ("auto", "knn", "linear", "finetune", "fewshot", "segment", "video")
 

@@ -239,7 +239,7 @@ def _validate_pcae(cfg: PretrainConfig, depth: int) -> None:
 
 
 def _validate_scale_out(cfg: PretrainConfig) -> None:
-    """Process layout, Slurm and logging keys (engine/distributed.py, engine/slurm.py)."""
+    """Process layout, Slurm and logging keys (runtime/distributed.py, engine/slurm.py)."""
     _choice("env.cluster", cfg.env.cluster, CLUSTERS)
     _choice("env.backend", cfg.env.backend, BACKENDS)
     for key in ("ngpu", "world_size", "slurm_timeout"):

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from latentmim.config.schema import PretrainConfig
-from latentmim.engine.checkpoint import write_text_atomic
+from latentmim.runtime.checkpoint import write_text_atomic
 
 FILE_NAME = "baselines.json"
 

@@ -79,7 +79,7 @@ def build_pretrain_data(
     With ``world_size > 1`` every loader holds this rank's strided shard: each global training
     batch of ``world_size * batch_size`` images is the single-process batch (the tail that does
     not fill a global batch is dropped), and the monitor's shards are padded to equal length so
-    their features can be gathered (:func:`latentmim.engine.distributed.all_gather_ordered`).
+    their features can be gathered (:func:`latentmim.runtime.distributed.all_gather_ordered`).
     """
     base, info = raw_dataset(cfg, "train")
     mode = augment_mode(cfg)
@@ -118,7 +118,7 @@ def build_monitor_loaders(
         cfg: the run's config (dataset, subset sizes and seeds).
         device: where the features will be computed (pins memory for CUDA).
         size: image side; ``cfg.eval_size`` (G*P) unless given, e.g. ``cfg.train_size`` to read
-            the images with the training's patch gap (:func:`latentmim.engine.features.encode_images`).
+            the images with the training's patch gap (:func:`latentmim.probing.features.encode_images`).
             The subsets are the same images whatever the size.
         base: the ``(train dataset, info)`` already built for training, so a rendered dataset's
             cache is shared; built here when None.

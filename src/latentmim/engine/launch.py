@@ -19,8 +19,9 @@ import torch
 from latentmim.config.errors import ConfigError
 from latentmim.config.schema import PretrainConfig
 from latentmim.data.errors import DataError
-from latentmim.engine.distributed import cleanup, launch_local, launched_world_size
-from latentmim.engine.pretrain import NonFiniteLoss, pretrain
+from latentmim.engine.pretrain import pretrain
+from latentmim.runtime.distributed import cleanup, launch_local, launched_world_size
+from latentmim.training.errors import NonFiniteLoss
 
 _ERRORS: dict[str, type[Exception]] = {"ConfigError": ConfigError, "DataError": DataError,
                                        "NonFiniteLoss": NonFiniteLoss}

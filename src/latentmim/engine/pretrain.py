@@ -25,7 +25,14 @@ from latentmim.config.errors import ConfigError
 from latentmim.config.load import to_yaml
 from latentmim.config.schema import PretrainConfig
 from latentmim.engine.baseline_cache import baseline_key, load_baselines, save_baselines
-from latentmim.engine.checkpoint import (
+from latentmim.engine.collapse import WATCHED, CollapseGuard, likely_cause
+from latentmim.engine.data import PretrainData, build_pretrain_data
+from latentmim.engine.resume_check import check_resume
+from latentmim.interop.importer import init_weights
+from latentmim.methods.ema import ema_momentum
+from latentmim.methods.factory import build_model, target_momentum
+from latentmim.probing.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
+from latentmim.runtime.checkpoint import (
     load_checkpoint,
     remove_stale_temps,
     rng_state,
@@ -34,31 +41,20 @@ from latentmim.engine.checkpoint import (
     write_atomic,
     write_text_atomic,
 )
-from latentmim.engine.collapse import WATCHED, CollapseGuard, likely_cause
-from latentmim.engine.data import PretrainData, build_pretrain_data
-from latentmim.engine.distributed import init_distributed, mean_over_ranks
-from latentmim.engine.global_batch import rank_views, use_global_batch_drop_path
-from latentmim.engine.grad_check import gradient_norm
-from latentmim.engine.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
-from latentmim.engine.optim import build_adamw, set_lr
-from latentmim.engine.parallel import ParallelModel
-from latentmim.engine.precision import autocast, grad_scaler, resolve_device
-from latentmim.engine.progress import live_bars, plain_line
-from latentmim.engine.resume_check import check_resume
-from latentmim.engine.run_lock import RunLock
-from latentmim.engine.run_logger import RunLogger, build_run_logger
-from latentmim.engine.schedules import cosine_decay, effective_lr, lr_at
-from latentmim.engine.wandb_mirror import require_wandb, wandb_options
-from latentmim.interop.importer import init_weights
-from latentmim.masking.views import num_visible, sample_views
-from latentmim.methods.ema import ema_momentum
-from latentmim.methods.factory import build_model, target_momentum
+from latentmim.runtime.distributed import init_distributed, mean_over_ranks
+from latentmim.runtime.global_batch import rank_views, use_global_batch_drop_path
+from latentmim.runtime.parallel import ParallelModel
+from latentmim.runtime.progress import live_bars, plain_line
+from latentmim.runtime.run_lock import RunLock
+from latentmim.runtime.run_logger import RunLogger, build_run_logger
+from latentmim.runtime.wandb_mirror import require_wandb, wandb_options
+from latentmim.training.errors import NonFiniteLoss
+from latentmim.training.grad_check import gradient_norm
+from latentmim.training.optim import build_adamw, set_lr
+from latentmim.training.precision import autocast, grad_scaler, resolve_device
+from latentmim.training.schedules import effective_lr, lr_at
 
 LATEST = "checkpoint_latest.pth"
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN/inf; the last good checkpoint is left untouched."""
 
 
 @dataclass
@@ -129,7 +125,6 @@ class Pretrainer:
             self._say(init_weights(self.model, cfg.init_from))
         use_global_batch_drop_path(self.model, self.dist.rank, self.dist.world_size)
         self.parallel = ParallelModel(self.model, self.dist, self.device, cfg.env.fsdp, cfg.env.compile)
-        self.num_vis = num_visible(cfg.grid_size**2, cfg.num_vis, cfg.mask_ratio)
         self.batches_per_epoch = (len(self.data.loader) // cfg.accum_iter) * cfg.accum_iter
         if self.batches_per_epoch == 0:
             raise ConfigError(
@@ -223,19 +218,19 @@ class Pretrainer:
         cfg, model, world = self.cfg, self.model, self.dist.world_size
         first_micro = step % cfg.accum_iter == 0
         lr = lr_at(epoch_frac, self.base_lr, self.base_lr * cfg.min_lr_frac, self.warmup_epochs, cfg.epochs)
+        progress = epoch_frac / cfg.epochs
+        model.set_progress(progress)
         if first_micro:
             set_lr(self.optimizer, lr)
-            model.update_target(ema_momentum(self.target_mom0, epoch_frac / cfg.epochs))
+            model.update_target(ema_momentum(self.target_mom0, progress))
         # Views of the whole global batch, then this rank's rows: DDP sees the single-process views.
-        views = sample_views(imgs.shape[0] * world, cfg.grid_size, self.num_vis, cfg.patch_gap,
-                             _view_generator(cfg.env.seed, step))
+        views = model.sample_views(imgs.shape[0] * world, _view_generator(cfg.env.seed, step))
         views = rank_views(views, self.dist.rank, world).to(self.device)
-        goal = cosine_decay(epoch_frac, cfg.sim_init, cfg.sim_end, cfg.epochs)
         last_micro = (step + 1) % cfg.accum_iter == 0
         with self.parallel.no_sync(skip=not last_micro):
             with autocast(cfg.env.precision, self.device):
-                extra = {"labels": labels} if getattr(model, "needs_labels", False) else {}
-                loss, metrics = self.parallel(imgs, views, goal, **extra)
+                extra = {"labels": labels} if model.uses_labels else {}
+                loss, metrics = self.parallel(imgs, views, **extra)
             # Averaged before backward: a NaN on any rank stops every rank at the same step.
             synced = mean_over_ranks({"loss": loss.detach(), **metrics, **(flags or {})})
             loss_value = synced.pop("loss")
@@ -262,7 +257,7 @@ class Pretrainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss_value, "lr": lr, "sim_goal": goal, **synced}
+        return {"loss": loss_value, "lr": lr, **synced}
 
     def run(self, stop_at_step: int | None = None) -> dict[str, Any]:
         """Train to ``cfg.epochs``; returns the final results (also in ``results.json``).

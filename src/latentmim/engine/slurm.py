@@ -81,7 +81,7 @@ def update_state(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
     The login node (submit) and the job (running, requeued, finished) both write this file;
     each write goes through a uniquely named temp file, so two writers never share one.
     """
-    from latentmim.engine.checkpoint import write_text_atomic
+    from latentmim.runtime.checkpoint import write_text_atomic
 
     path = Path(run_dir) / STATE_FILE
     record = {**read_state(run_dir), **fields, "updated": time.time()}
@@ -228,8 +228,8 @@ class SlurmWorker:
     def __call__(self, cfg: PretrainConfig) -> dict[str, Any]:
         import submitit
 
-        from latentmim.engine.distributed import export_submitit_env
         from latentmim.engine.launch import run_process
+        from latentmim.runtime.distributed import export_submitit_env
 
         job = submitit.JobEnvironment()
         if job.num_tasks > 1:

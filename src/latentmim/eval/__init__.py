@@ -9,7 +9,7 @@
   checkpoint), ``session``, ``report``, ``train_loop``, and ``compare`` (``eval all``).
 
 Feature extraction and the nearest-neighbour math sit one level down, in
-:mod:`latentmim.engine.features` and :mod:`latentmim.engine.knn`, because the NN monitor of
+:mod:`latentmim.probing.features` and :mod:`latentmim.probing.knn`, because the NN monitor of
 pre-training uses them too. Each suite's entry point is importable from here::
 
     from latentmim.eval import run_knn_eval, run_linear_eval

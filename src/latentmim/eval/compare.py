@@ -28,9 +28,9 @@ from latentmim.config.eval_schema import (
     LinearEvalConfig,
 )
 from latentmim.data.errors import DataError
-from latentmim.engine.pretrain import NonFiniteLoss
 from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
 from latentmim.eval.report import bar_chart, line_chart, markdown_table, write_results
+from latentmim.training.errors import NonFiniteLoss
 
 CLASSIFICATION = ("knn", "linear", "fewshot")
 # Suites living in other modules: (module, config class, run function).

@@ -9,8 +9,8 @@ import torch
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import EvalCommon
-from latentmim.engine.precision import resolve_device
 from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
+from latentmim.training.precision import resolve_device
 
 
 @dataclass

@@ -22,9 +22,9 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from latentmim.config.errors import ConfigError  # noqa: E402
-from latentmim.engine.checkpoint import load_checkpoint, save_atomic  # noqa: E402
-from latentmim.engine.logger import MetricsLogger  # noqa: E402
-from latentmim.engine.progress import live_bars
+from latentmim.runtime.checkpoint import load_checkpoint, save_atomic  # noqa: E402
+from latentmim.runtime.logger import MetricsLogger  # noqa: E402
+from latentmim.runtime.progress import live_bars
 
 LATEST = "checkpoint_latest.pth"
 

@@ -53,7 +53,7 @@ def load_encoder(path: str | Path, overrides: Sequence[str] = (), num_heads: int
     The encoder is a timm ``VisionTransformer``: ``encoder(imgs)`` gives the cls feature
     (B, D), ``encoder.forward_features(imgs)`` all tokens; the NN protocol's feature (mean of
     the patch tokens before the final norm) is
-    ``latentmim.engine.features.encode_images(encoder, imgs)``. Inputs are (B, C, G*P, G*P)
+    ``latentmim.probing.features.encode_images(encoder, imgs)``. Inputs are (B, C, G*P, G*P)
     images normalised like the training data (see the export's ``config.json``).
 
     Args:

@@ -7,9 +7,24 @@ a pure function of (seed, step); the model only ever receives these indices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import torch
 from torch import Tensor
+
+V = TypeVar("V", bound="ViewBatch")
+
+
+class ViewBatch(Protocol):
+    """What the engine needs of any method's views: index tensors with the batch first."""
+
+    def to(self: V, device: torch.device | str) -> V:
+        """The same views on ``device``."""
+        ...
+
+    def rows(self: V, index: slice) -> V:
+        """The views of the images ``index`` selects (a multi-process run keeps its rows)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,10 @@ class Views:
     def to(self, device: torch.device | str) -> Views:
         offsets = None if self.offsets is None else self.offsets.to(device, non_blocking=True)
         return Views(self.perm.to(device, non_blocking=True), self.num_vis, offsets)
+
+    def rows(self, index: slice) -> Views:
+        offsets = None if self.offsets is None else self.offsets[index]
+        return Views(self.perm[index], self.num_vis, offsets)
 
 
 def num_visible(num_patches: int, num_vis: int | None, mask_ratio: float | None) -> int:

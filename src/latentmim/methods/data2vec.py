@@ -3,7 +3,7 @@
 forward = cut patches -> student encodes the visible ones -> light conv decoder fills the hidden
 cells -> L2 to the teacher's targets there. The teacher (EMA of the student) sees the whole image;
 its target is the average of its top-K block outputs, each instance-normalised over the tokens of
-the image (METHOD.md §3b, following data2vec 2.0 with one mask per image).
+the image (docs/method.md#data2vec-style, following data2vec 2.0 with one mask per image).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from latentmim.losses.similarity import avg_similarity
 from latentmim.masking.patchify import gather_patches
 from latentmim.masking.views import Views
+from latentmim.methods.base import PretrainMethod
 from latentmim.methods.ema import ema_update, paired_parameters
 from latentmim.models.vit import ViTEncoder
 
@@ -39,7 +40,7 @@ def average_top_k(layer_outputs: list[Tensor], k: int) -> Tensor:
     return torch.stack([instance_norm_tokens(x) for x in top]).mean(dim=0)
 
 
-class Data2Vec(nn.Module):
+class Data2Vec(PretrainMethod):
     """Student encoder + conv decoder; EMA teacher on the whole image.
 
     Args:
@@ -47,15 +48,16 @@ class Data2Vec(nn.Module):
         decoder: ``(vis_tokens (B, V, D), vis_ids, trg_ids) -> (B, T, D)``
             (:class:`~latentmim.methods.data2vec_decoder.ConvDecoder`).
         top_k: teacher blocks averaged into the target (clipped to the depth).
+        num_vis: visible patches per image.
         patch_gap: gap g between patches in the training crop.
+        seed: seed of the views drawn inside :meth:`forward` when none are given.
     """
 
-    def __init__(self, encoder: ViTEncoder, decoder: nn.Module, top_k: int = 8, patch_gap: int = 0) -> None:
-        super().__init__()
-        self.encoder = encoder
+    def __init__(self, encoder: ViTEncoder, decoder: nn.Module, top_k: int = 8, num_vis: int = 20,
+                 patch_gap: int = 0, seed: int = 0) -> None:
+        super().__init__(encoder, num_vis, patch_gap, seed)
         self.decoder = decoder
         self.top_k = min(top_k, len(encoder.blocks))
-        self.patch_gap = patch_gap
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
         self._ema_pairs: tuple[list[Tensor], list[Tensor]] | None = None
 
@@ -65,17 +67,17 @@ class Data2Vec(nn.Module):
         self.target_encoder.eval()
         return self
 
-    def forward(self, imgs: Tensor, views: Views, sim_goal: float = 0.5) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, imgs: Tensor, views: Views | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One training forward.
 
         Args:
             imgs: (B, C, S, S) training crops, S = G*(P+g).
-            views: visible/hidden split and patch offsets.
-            sim_goal: unused; kept for the engine contract.
+            views: visible/hidden split and patch offsets; drawn here when None.
 
         Returns:
             (loss, metrics) with ``loss_pred``, ``avg_sim_pred``, ``avg_sim_vis``, ``avg_sim_trg``.
         """
+        views = self.views_for(imgs, views)
         enc, v = self.encoder, views.num_vis
         patches = gather_patches(imgs, views.perm, views.offsets, enc.grid_size, enc.patch_size, self.patch_gap)
         tokens = enc.forward_patches(patches[:, :v], views.vis_ids)  # (B, 1+V, D)

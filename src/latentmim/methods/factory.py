@@ -6,6 +6,8 @@ from torch import nn
 
 from latentmim.config.schema import PretrainConfig
 from latentmim.losses import build_latent_loss
+from latentmim.masking.views import num_visible
+from latentmim.methods.base import PretrainMethod
 from latentmim.methods.data2vec import Data2Vec
 from latentmim.methods.data2vec_decoder import ConvDecoder
 from latentmim.methods.ema import momentum_for_time_constant
@@ -35,28 +37,30 @@ def encoder_from_config(cfg: PretrainConfig, in_chans: int) -> ViTEncoder:
     )
 
 
-def build_model(cfg: PretrainConfig, in_chans: int, num_classes: int = 10) -> nn.Module:
+def build_model(cfg: PretrainConfig, in_chans: int, num_classes: int = 10) -> PretrainMethod:
     """The model of ``cfg.method`` (lmim, mae, pcae, data2vec, or the supervised ceiling).
 
-    Every method follows the engine contract: ``model(imgs, views, sim_goal) -> (loss, metrics)``
-    with detached scalar metrics, ``model.update_target(momentum)`` (a no-op without EMA), and
-    ``model.encoder``, the :class:`ViTEncoder` that is kept.
+    Every method follows the contract of :class:`~latentmim.methods.base.PretrainMethod`.
     """
     encoder = encoder_from_config(cfg, in_chans)
+    num_vis = num_visible(cfg.grid_size**2, cfg.num_vis, cfg.mask_ratio)
+    seed = cfg.env.seed
     if cfg.method == "supervised":
-        return Supervised(encoder, num_classes, cfg.patch_gap)
+        return Supervised(encoder, num_classes, cfg.patch_gap, seed)
     if cfg.method == "mae":
-        return MAE(encoder, _mae_decoder(cfg, encoder.embed_dim, encoder.patch_dim), cfg.patch_gap, cfg.mae.norm_pix_loss)
+        decoder = _mae_decoder(cfg, encoder.embed_dim, encoder.patch_dim)
+        return MAE(encoder, decoder, num_vis, cfg.patch_gap, cfg.mae.norm_pix_loss, seed)
     if cfg.method == "pcae":
         p = cfg.pcae
         schedule = drop_schedule(len(encoder.blocks), p.keep, p.drop_case, p.drop_stages, p.drop_blocks)
-        return PCAE(encoder, _mae_decoder(cfg, encoder.embed_dim, encoder.embed_dim), schedule, cfg.patch_gap, p.random_drop, cfg.env.seed)
+        decoder = _mae_decoder(cfg, encoder.embed_dim, encoder.embed_dim)
+        return PCAE(encoder, decoder, schedule, num_vis, cfg.patch_gap, p.random_drop, seed)
     if cfg.method == "data2vec":
         d = cfg.data2vec
         decoder = ConvDecoder(encoder.embed_dim, encoder.embed_dim, cfg.grid_size, cfg.decoder_embed_dim,
                               d.decoder_layers, d.decoder_kernel, d.decoder_groups)
-        return Data2Vec(encoder, decoder, d.top_k, cfg.patch_gap)
-    return _build_lmim(cfg, encoder)
+        return Data2Vec(encoder, decoder, d.top_k, num_vis, cfg.patch_gap, seed)
+    return _build_lmim(cfg, encoder, num_vis)
 
 
 def target_momentum(cfg: PretrainConfig, total_steps: int | None = None) -> float:
@@ -79,7 +83,7 @@ def _mae_decoder(cfg: PretrainConfig, in_dim: int, out_dim: int) -> SelfAttentio
     )
 
 
-def _build_lmim(cfg: PretrainConfig, encoder: ViTEncoder) -> LatentMIM:
+def _build_lmim(cfg: PretrainConfig, encoder: ViTEncoder, num_vis: int) -> LatentMIM:
     """Latent MIM with every ablation switch of the config applied."""
     dim = encoder.embed_dim
     projector: nn.Module = (
@@ -101,9 +105,13 @@ def _build_lmim(cfg: PretrainConfig, encoder: ViTEncoder) -> LatentMIM:
         projector,
         decoder,
         build_latent_loss(cfg.loss, tau=cfg.tau, huber_delta=cfg.huber_delta),
+        num_vis=num_vis,
         target_mode=cfg.target_mode,
         target_depth=cfg.target_depth,
         mask_target=cfg.mask_target,
         patch_gap=cfg.patch_gap,
         avg_sim_coeff=cfg.avg_sim_coeff,
+        sim_init=cfg.sim_init,
+        sim_end=cfg.sim_end,
+        seed=cfg.env.seed,
     )

@@ -1,7 +1,7 @@
 """Latent MIM: predict the target encoder's latents of hidden patches from ~10% visible ones.
 
 forward = cut patches -> encode visible -> project -> decode target queries -> compare with the
-target encoder's latents of the hidden patches (METHOD.md §1).
+target encoder's latents of the hidden patches (docs/method.md#latent-mim).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from latentmim.losses import LatentLoss
 from latentmim.losses.similarity import avg_similarity, similarity_regularizer
 from latentmim.masking.patchify import gather_patches
 from latentmim.masking.views import Views
+from latentmim.methods.base import PretrainMethod
 from latentmim.methods.ema import ema_update, paired_parameters
 from latentmim.models.vit import ViTEncoder
+from latentmim.training.schedules import cosine_decay
 
 # How targets are produced (the rows of the collapse ablation).
 #   naive:       the online encoder itself, gradients flow through the targets
@@ -26,11 +28,12 @@ from latentmim.models.vit import ViTEncoder
 TARGET_MODES = ("naive", "independent", "stopgrad", "ema")
 
 
-class LatentMIM(nn.Module):
+class LatentMIM(PretrainMethod):
     """Online encoder + projector + decoder, and a target encoder per ``target_mode``.
 
     Args:
         encoder: online ViT encoder.
+        num_vis: visible patches per image (the paper: 20 of 196).
         projector: per-token MLP after the online encoder (identity for "none").
         decoder: latent decoder ``(tokens, vis_ids, trg_ids) -> (B, T, D)``.
         loss_fn: ``(pred, target) -> scalar``.
@@ -40,6 +43,9 @@ class LatentMIM(nn.Module):
         mask_target: target encoder sees only target patches (True) or all patches (False).
         patch_gap: gap g between patches in the training crop.
         avg_sim_coeff: weight c of the similarity regulariser (0 disables it).
+        sim_init, sim_end: the regulariser's goal g at the start and end of the run (cosine in
+            between, set by :meth:`set_progress`).
+        seed: seed of the views drawn inside :meth:`forward` when none are given.
     """
 
     def __init__(
@@ -48,24 +54,28 @@ class LatentMIM(nn.Module):
         projector: nn.Module,
         decoder: nn.Module,
         loss_fn: LatentLoss,
+        num_vis: int = 20,
         target_mode: str = "ema",
         target_depth: int | None = None,
         mask_target: bool = True,
         patch_gap: int = 4,
         avg_sim_coeff: float = 0.0,
+        sim_init: float = 0.75,
+        sim_end: float = 0.25,
+        seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder, num_vis, patch_gap, seed)
         if target_mode not in TARGET_MODES:
             raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {target_mode!r}")
-        self.encoder = encoder
         self.projector = projector
         self.decoder = decoder
         self.loss_fn = loss_fn
         self.target_mode = target_mode
         self.target_depth = target_depth
         self.mask_target = mask_target
-        self.patch_gap = patch_gap
         self.avg_sim_coeff = avg_sim_coeff
+        self.sim_init, self.sim_end = sim_init, sim_end
+        self.sim_goal = sim_init  # the goal g at the current progress (set_progress)
         # The target network is encoder + projector, like the online branch, so targets live
         # in the projected space the decoder predicts (as in the authors' code).
         self.target_encoder: ViTEncoder | None = None
@@ -77,22 +87,22 @@ class LatentMIM(nn.Module):
                 net.requires_grad_(target_mode == "independent")
         self._ema_pairs: tuple[list[Tensor], list[Tensor]] | None = None
 
-    @property
-    def grid_size(self) -> int:
-        return self.encoder.grid_size
+    def set_progress(self, progress: float) -> None:
+        """The similarity goal g: cosine from ``sim_init`` (start) to ``sim_end`` (end of the run)."""
+        self.sim_goal = cosine_decay(progress, self.sim_init, self.sim_end, 1.0)
 
-    def forward(self, imgs: Tensor, views: Views, sim_goal: float = 0.5) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, imgs: Tensor, views: Views | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One training forward.
 
         Args:
             imgs: (B, C, S, S) training crops, S = G*(P+g).
-            views: visible/target split and patch offsets.
-            sim_goal: current goal g of the similarity regulariser.
+            views: visible/target split and patch offsets; drawn here when None.
 
         Returns:
             (loss, metrics) with detached scalar metrics ``loss_pred``, ``avg_sim_pred``,
-            ``avg_sim_vis``, ``avg_sim_trg``.
+            ``avg_sim_vis``, ``avg_sim_trg`` and ``sim_goal``.
         """
+        views = self.views_for(imgs, views)
         enc, v = self.encoder, views.num_vis
         # All patches, in view order (visible first), cut in one gather.
         patches = gather_patches(imgs, views.perm, views.offsets, enc.grid_size, enc.patch_size, self.patch_gap)
@@ -104,13 +114,14 @@ class LatentMIM(nn.Module):
         s_pred, s_vis = avg_similarity(pred), avg_similarity(tokens[:, 1:])
         loss = loss_pred
         if self.avg_sim_coeff > 0:
-            reg = similarity_regularizer(s_pred, sim_goal) + similarity_regularizer(s_vis, sim_goal)
+            reg = similarity_regularizer(s_pred, self.sim_goal) + similarity_regularizer(s_vis, self.sim_goal)
             loss = loss + self.avg_sim_coeff * reg
         metrics = {
             "loss_pred": loss_pred.detach(),
             "avg_sim_pred": s_pred.detach(),
             "avg_sim_vis": s_vis.detach(),
             "avg_sim_trg": avg_similarity(target.detach()),
+            "sim_goal": torch.tensor(self.sim_goal, device=loss.device),
         }
         return loss, metrics
 

@@ -1,4 +1,4 @@
-"""MAE, the pixel baseline: reconstruct the hidden patches' (normalised) pixels (METHOD.md §3).
+"""MAE, the pixel baseline: reconstruct the hidden patches' (normalised) pixels (docs/method.md#mae).
 
 forward = cut patches -> encode visible -> self-attention decoder with mask tokens -> MSE on the
 pixels of the hidden patches. With ``patch_gap > 0`` the pixel targets are the hidden patches of
@@ -8,13 +8,13 @@ rows of an ablation table see exactly the same patches; the paper's MAE rows use
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentmim.losses.similarity import avg_similarity
 from latentmim.masking.patchify import gather_patches
 from latentmim.masking.views import Views
+from latentmim.methods.base import PretrainMethod
 from latentmim.models.vit import ViTEncoder
 
 
@@ -51,43 +51,40 @@ def mae_loss(pred: Tensor, target: Tensor, norm_pix: bool = True) -> Tensor:
     return F.mse_loss(pred.float(), target)
 
 
-class MAE(nn.Module):
+class MAE(PretrainMethod):
     """Encoder on the visible patches + MAE decoder predicting the pixels of the hidden ones.
 
     Args:
         encoder: online ViT encoder (the network that is kept).
         decoder: ``(tokens (B, 1+V, D), vis_ids, trg_ids) -> (B, T, P*P*C)``; the paper's is the
             8 x 512 :class:`~latentmim.models.decoder.SelfAttentionDecoder` without visual cues.
+        num_vis: visible patches per image (MAE: 25%, 49 of 196).
         patch_gap: gap g between patches in the training crop (0 in the paper's MAE rows).
         norm_pix_loss: standardise each target patch (MAE's better setting).
+        seed: seed of the views drawn inside :meth:`forward` when none are given.
     """
 
-    def __init__(self, encoder: ViTEncoder, decoder: nn.Module, patch_gap: int = 0, norm_pix_loss: bool = True) -> None:
-        super().__init__()
-        self.encoder = encoder
+    def __init__(self, encoder: ViTEncoder, decoder: nn.Module, num_vis: int = 49, patch_gap: int = 0,
+                 norm_pix_loss: bool = True, seed: int = 0) -> None:
+        super().__init__(encoder, num_vis, patch_gap, seed)
         self.decoder = decoder
-        self.patch_gap = patch_gap
         self.norm_pix_loss = norm_pix_loss
 
-    def forward(self, imgs: Tensor, views: Views, sim_goal: float = 0.5) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, imgs: Tensor, views: Views | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One training forward.
 
         Args:
             imgs: (B, C, S, S) training crops, S = G*(P+g).
-            views: visible/hidden split (``num_vis`` = 25% of the patches by default) and offsets.
-            sim_goal: unused (MAE has no similarity regulariser); kept for the engine contract.
+            views: visible/hidden split and patch offsets; drawn here when None.
 
         Returns:
             (loss, metrics): ``loss_pred`` and ``avg_sim_vis`` (S of the visible encoder tokens,
             the only latents MAE has), detached scalars.
         """
+        views = self.views_for(imgs, views)
         enc, v = self.encoder, views.num_vis
         patches = gather_patches(imgs, views.perm, views.offsets, enc.grid_size, enc.patch_size, self.patch_gap)
         tokens = enc.forward_patches(patches[:, :v], views.vis_ids)  # (B, 1+V, D)
         pred = self.decoder(tokens, views.vis_ids, views.trg_ids)  # (B, T, P*P*C)
         loss = mae_loss(pred, patches[:, v:], self.norm_pix_loss)
         return loss, {"loss_pred": loss.detach(), "avg_sim_vis": avg_similarity(tokens[:, 1:].detach())}
-
-    @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        """No target network: nothing to update."""

@@ -2,7 +2,7 @@
 
 forward = cut patches -> encode visible -> momentum encoder on the hidden patches, dropping tokens
 after some blocks (keep the least similar to the mean token) -> decoder predicts the surviving
-tokens' normalised latents at their positions -> loss 1 - cos (METHOD.md §2).
+tokens' normalised latents at their positions -> loss 1 - cos (docs/method.md#pcae).
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from latentmim.losses.regression import normalize_per_token
 from latentmim.losses.similarity import avg_similarity
 from latentmim.masking.patchify import gather_patches
 from latentmim.masking.views import Views
+from latentmim.methods.base import PretrainMethod
 from latentmim.methods.ema import ema_update, paired_parameters
 from latentmim.methods.token_drop import gather_tokens, num_kept, random_keep, rank_keep
 from latentmim.models.vit import ViTEncoder
 
 
-class PCAE(nn.Module):
+class PCAE(PretrainMethod):
     """Online encoder + MAE-style decoder; an EMA target encoder that compresses its tokens.
 
     Args:
@@ -31,10 +32,12 @@ class PCAE(nn.Module):
             self-attention decoder with mask tokens at the retained positions only.
         schedule: (block, keep fraction) drop stages of the target encoder
             (:func:`~latentmim.methods.token_drop.drop_schedule`).
+        num_vis: visible patches per image (PCAE: 25%).
         patch_gap: gap g between patches in the training crop.
         random_drop: keep a random subset at every stage (the "RD" ablation).
         seed: seed of the random drop; draw ``n`` of a run uses seed (seed, n), and n is saved
-            in the checkpoint, so a resumed run drops exactly what it would have.
+            in the checkpoint, so a resumed run drops exactly what it would have. Also seeds the
+            views drawn inside :meth:`forward` when none are given.
     """
 
     def __init__(
@@ -42,20 +45,18 @@ class PCAE(nn.Module):
         encoder: ViTEncoder,
         decoder: nn.Module,
         schedule: list[tuple[int, float]],
+        num_vis: int = 49,
         patch_gap: int = 0,
         random_drop: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder, num_vis, patch_gap, seed)
         depth = len(encoder.blocks)
         if any(not 0 <= b < depth for b, _ in schedule):
             raise ValueError(f"drop blocks {[b for b, _ in schedule]} outside [0, {depth - 1}]")
-        self.encoder = encoder
         self.decoder = decoder
         self.schedule = dict(schedule)
-        self.patch_gap = patch_gap
         self.random_drop = random_drop
-        self.seed = seed
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
         self.register_buffer("drop_draws", torch.zeros((), dtype=torch.long))
         self._ema_pairs: tuple[list[Tensor], list[Tensor]] | None = None
@@ -66,18 +67,18 @@ class PCAE(nn.Module):
         self.target_encoder.eval()
         return self
 
-    def forward(self, imgs: Tensor, views: Views, sim_goal: float = 0.5) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, imgs: Tensor, views: Views | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One training forward.
 
         Args:
             imgs: (B, C, S, S) training crops, S = G*(P+g).
-            views: visible/hidden split (25% visible by default) and patch offsets.
-            sim_goal: unused (no similarity regulariser); kept for the engine contract.
+            views: visible/hidden split and patch offsets; drawn here when None.
 
         Returns:
             (loss, metrics): ``loss_pred``, ``avg_sim_pred``, ``avg_sim_vis``, ``avg_sim_trg`` and
             ``pcae_kept_stage{i}`` (tokens per image left after drop stage i, 1-based).
         """
+        views = self.views_for(imgs, views)
         enc, v = self.encoder, views.num_vis
         patches = gather_patches(imgs, views.perm, views.offsets, enc.grid_size, enc.patch_size, self.patch_gap)
         tokens = enc.forward_patches(patches[:, :v], views.vis_ids)  # (B, 1+V, D)

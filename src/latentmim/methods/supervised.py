@@ -9,43 +9,42 @@ the normed patch tokens and classifies them with one Linear layer (cross-entropy
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentmim.losses.similarity import avg_similarity
 from latentmim.masking.patchify import gather_patches
 from latentmim.masking.views import Views
+from latentmim.methods.base import PretrainMethod
 from latentmim.models.vit import ViTEncoder
 
 
-class Supervised(nn.Module):
+class Supervised(PretrainMethod):
     """Encoder on all patches + a linear classifier on the average of its normed patch tokens.
 
     Args:
         encoder: the ViT encoder (the network that is kept and evaluated like the others).
         num_classes: classes of the training labels.
         patch_gap: gap g between patches in the training crop (as in the compared rows).
+        seed: seed of the patch offsets drawn inside :meth:`forward` when no views are given.
     """
 
-    needs_labels = True  # the engine passes the batch's labels to forward
+    uses_labels = True  # the engine passes the batch's labels to forward
 
-    def __init__(self, encoder: ViTEncoder, num_classes: int, patch_gap: int = 0) -> None:
-        super().__init__()
-        self.encoder = encoder
+    def __init__(self, encoder: ViTEncoder, num_classes: int, patch_gap: int = 0, seed: int = 0) -> None:
+        # Every patch is visible: views only carry the patch offsets of the gapped cut.
+        super().__init__(encoder, encoder.grid_size**2, patch_gap, seed)
         self.head = nn.Linear(encoder.embed_dim, num_classes)
         nn.init.zeros_(self.head.bias)
         nn.init.trunc_normal_(self.head.weight, std=0.02)
-        self.patch_gap = patch_gap
 
-    def forward(self, imgs: Tensor, views: Views, sim_goal: float = 0.5,
+    def forward(self, imgs: Tensor, views: Views | None = None,
                 labels: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One training forward.
 
         Args:
             imgs: (B, C, S, S) training crops, S = G*(P+g).
             views: only the patch offsets (and the id order) are used: every patch is visible.
-            sim_goal: unused; kept for the engine contract.
             labels: (B,) class indices.
 
         Returns:
@@ -53,6 +52,7 @@ class Supervised(nn.Module):
         """
         if labels is None:
             raise ValueError("method=supervised needs the batch's labels")
+        views = self.views_for(imgs, views)
         enc = self.encoder
         patches = gather_patches(imgs, views.perm, views.offsets, enc.grid_size, enc.patch_size, self.patch_gap)
         tokens = enc.forward_patches(patches, views.perm)  # (B, 1+N, D), normed
@@ -61,7 +61,3 @@ class Supervised(nn.Module):
         acc = (logits.argmax(dim=1) == labels).float().mean() * 100
         return loss, {"loss_pred": loss.detach(), "train_acc": acc.detach(),
                       "avg_sim_vis": avg_similarity(tokens[:, 1:].detach())}
-
-    @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        """No target network: nothing to update."""

@@ -23,9 +23,9 @@ from torch import Tensor
 
 from latentmim.config.errors import ConfigError
 from latentmim.data.info import dataset_stats
-from latentmim.engine.precision import autocast
 from latentmim.models.pos_embed import sincos_1d, sincos_2d, spacing_factor
 from latentmim.models.vit import ViTEncoder
+from latentmim.training.precision import autocast
 
 PE_MODES = ("interpolate", "extend")
 DENSE_FEATURES = ("prenorm", "normed")

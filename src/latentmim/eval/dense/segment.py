@@ -37,8 +37,6 @@ from latentmim.config.eval_load import validate_eval_config
 from latentmim.config.eval_schema import EvalCommon
 from latentmim.data.errors import DataError
 from latentmim.data.synthetic import SyntheticShapes
-from latentmim.engine.precision import resolve_device
-from latentmim.engine.progress import live_bars
 from latentmim.eval.data import channel_stats, load_split, resolve_data
 from latentmim.eval.dense.features import (
     DENSE_FEATURES,
@@ -60,6 +58,8 @@ from latentmim.eval.dense.segment_plot import save_segmentation_figure
 from latentmim.eval.dense.segment_probe import PROBE_TASKS, linear_probe_segmentation
 from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
 from latentmim.eval.session import resolve_precision
+from latentmim.runtime.progress import live_bars
+from latentmim.training.precision import resolve_device
 
 
 @dataclass

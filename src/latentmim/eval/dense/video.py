@@ -33,8 +33,6 @@ from latentmim.config.eval_load import validate_eval_config
 from latentmim.config.eval_schema import EvalCommon
 from latentmim.data.errors import DataError
 from latentmim.data.synthetic_video import SyntheticVideos
-from latentmim.engine.precision import resolve_device
-from latentmim.engine.progress import live_bars
 from latentmim.eval.dense.davis import (
     DavisSequence,
     list_sequences,
@@ -63,6 +61,8 @@ from latentmim.eval.dense.video_propagation import (
 from latentmim.eval.dense.vos_metrics import BOUND_TH, sequence_scores, summarize
 from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
 from latentmim.eval.session import resolve_precision
+from latentmim.runtime.progress import live_bars
+from latentmim.training.precision import resolve_device
 
 SYNTHETIC_NAMES = ("synthetic_video", "synthetic")
 VOID = 255

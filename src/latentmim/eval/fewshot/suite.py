@@ -24,13 +24,13 @@ from latentmim.config.eval_schema import FewshotEvalConfig
 from latentmim.data.info import DatasetInfo
 from latentmim.data.seeding import derive_seed, seeded_subset
 from latentmim.data.transforms import eval_transform
-from latentmim.engine.features import FeatureSet, extract_encoder_features
-from latentmim.engine.knn import l2_normalize
 from latentmim.eval.data import channel_stats, load_split, make_loader, resolve_data
 from latentmim.eval.encoders import LoadedEncoder
 from latentmim.eval.fewshot.data import FewshotData, load_fewshot_data
 from latentmim.eval.report import line_chart, markdown_table, write_results
 from latentmim.eval.session import start_session
+from latentmim.probing.features import FeatureSet, extract_encoder_features
+from latentmim.probing.knn import l2_normalize
 
 SHOT_STREAM = 0x73686F74  # b"shot"
 

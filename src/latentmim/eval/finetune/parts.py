@@ -18,8 +18,8 @@ from torch import nn
 from torchvision import transforms as T
 
 from latentmim.data.transforms import ConvertMode
-from latentmim.engine.timing import median_seconds
 from latentmim.eval.finetune.token_drop_vit import TokenDropViT
+from latentmim.runtime.timing import median_seconds
 
 
 class _AtLeastOneBit:

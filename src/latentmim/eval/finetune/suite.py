@@ -23,10 +23,6 @@ from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import FinetuneEvalConfig
 from latentmim.data.loader import EpochSampler, SeededDataset
 from latentmim.data.seeding import derive_seed, seeded_global_rngs
-from latentmim.engine.grad_check import gradient_norm
-from latentmim.engine.precision import autocast, grad_scaler
-from latentmim.engine.pretrain import NonFiniteLoss
-from latentmim.engine.schedules import effective_lr, lr_at
 from latentmim.eval.data import build_eval_splits, make_loader
 from latentmim.eval.finetune.parts import (
     build_criterion,
@@ -40,6 +36,10 @@ from latentmim.eval.finetune.token_drop_vit import TokenDropViT
 from latentmim.eval.report import markdown_table, write_results
 from latentmim.eval.session import start_session
 from latentmim.eval.train_loop import SupervisedLoop, check_can_start, topk_correct
+from latentmim.training.errors import NonFiniteLoss
+from latentmim.training.grad_check import gradient_norm
+from latentmim.training.precision import autocast, grad_scaler
+from latentmim.training.schedules import effective_lr, lr_at
 
 STEP_STREAM = 0x66745354  # b"ftST": per-step randomness (Mixup draws, drop path)
 

@@ -17,12 +17,16 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from latentmim.config.eval_schema import KnnEvalConfig
-from latentmim.engine.checkpoint import save_atomic
-from latentmim.engine.features import extract_encoder_features, extract_features, raw_pixel_features
-from latentmim.engine.knn import loo_1nn_predict, weighted_knn_predict
 from latentmim.eval.data import build_eval_splits, make_loader
 from latentmim.eval.report import markdown_table, write_results
 from latentmim.eval.session import start_session
+from latentmim.probing.features import (
+    extract_encoder_features,
+    extract_features,
+    raw_pixel_features,
+)
+from latentmim.probing.knn import loo_1nn_predict, weighted_knn_predict
+from latentmim.runtime.checkpoint import save_atomic
 
 
 @dataclass
@@ -52,7 +56,7 @@ def knn_protocols(
         num_classes: C.
         k, temperature: weighted k-NN settings.
         protocol: ``loo`` | ``weighted`` | ``both``.
-        search: neighbour search, ``auto`` | ``exact`` | ``bf16`` (:func:`~latentmim.engine.knn.top_similar`:
+        search: neighbour search, ``auto`` | ``exact`` | ``bf16`` (:func:`~latentmim.probing.knn.top_similar`:
             the same neighbours either way).
 
     Returns:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from latentmim.config.eval_load import SEARCH_MODES
-from latentmim.engine.timing import median_seconds
+from latentmim.runtime.timing import median_seconds
 
 __all__ = [
     "BF16_SIM_ERROR",

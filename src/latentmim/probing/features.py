@@ -11,10 +11,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from latentmim.engine.precision import autocast
-from latentmim.engine.progress import live_bars
 from latentmim.masking.patchify import all_ids, centre_cut_patches, patchify
 from latentmim.models.vit import ViTEncoder
+from latentmim.runtime.progress import live_bars
+from latentmim.training.precision import autocast
 
 FEATURES = ("avgpool_prenorm", "avgpool", "cls")
 

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from latentmim.engine.optim import param_groups
-from latentmim.engine.schedules import cosine_decay, effective_lr, lr_at
 from latentmim.models.vit import build_encoder
+from latentmim.training.optim import param_groups
+from latentmim.training.schedules import cosine_decay, effective_lr, lr_at
 
 
 def test_lr_warmup_and_cosine_at_known_steps():

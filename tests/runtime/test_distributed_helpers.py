@@ -8,13 +8,13 @@ from torch import nn
 from conftest import TINY
 from latentmim.cli.main import main
 from latentmim.data.loader import EpochSampler
-from latentmim.engine import distributed as dist_
-from latentmim.engine.global_batch import (
+from latentmim.masking.views import sample_views
+from latentmim.runtime import distributed as dist_
+from latentmim.runtime.global_batch import (
     GlobalBatchDropPath,
     rank_views,
     use_global_batch_drop_path,
 )
-from latentmim.masking.views import sample_views
 
 
 def test_rank_views_reassemble_the_global_batch():

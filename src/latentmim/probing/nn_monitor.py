@@ -7,16 +7,16 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from latentmim.engine.distributed import all_gather_ordered, get_world_size, is_main_process
-from latentmim.engine.features import (
+from latentmim.models.vit import ViTEncoder
+from latentmim.probing.features import (
     FeatureSet,
     encode_images,
     extract_features,
     raw_pixel_features,
 )
-from latentmim.engine.knn import loo_1nn_accuracy, weighted_knn_accuracy
-from latentmim.engine.precision import autocast
-from latentmim.models.vit import ViTEncoder
+from latentmim.probing.knn import loo_1nn_accuracy, weighted_knn_accuracy
+from latentmim.runtime.distributed import all_gather_ordered, get_world_size, is_main_process
+from latentmim.training.precision import autocast
 
 
 def nn_scores(

@@ -5,9 +5,9 @@ import importlib.util
 import pytest
 
 from latentmim.cli.main import main
-from latentmim.engine.logger import MetricsLogger
-from latentmim.engine.run_logger import MemoryLogger, build_run_logger
-from latentmim.engine.wandb_mirror import RUN_ID_FILE, run_id
+from latentmim.runtime.logger import MetricsLogger
+from latentmim.runtime.run_logger import MemoryLogger, build_run_logger
+from latentmim.runtime.wandb_mirror import RUN_ID_FILE, run_id
 
 
 def test_only_rank_zero_writes(tmp_path):

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from latentmim.masking.views import Views
+from latentmim.masking.views import V
 
 
-def rank_views(views: Views, rank: int, world_size: int) -> Views:
+def rank_views(views: V, rank: int, world_size: int) -> V:
     """Rows ``rank::world_size`` of the global batch's views.
 
     Args:
-        views: views of the global batch, (W*B, N) permutation and (W*B, N, 2) offsets.
+        views: views of the global batch of W*B images (any method's view type).
         rank, world_size: this process and the number of processes.
 
     Returns:
@@ -34,8 +34,7 @@ def rank_views(views: Views, rank: int, world_size: int) -> Views:
     """
     if world_size == 1:
         return views
-    offsets = None if views.offsets is None else views.offsets[rank::world_size]
-    return Views(views.perm[rank::world_size], views.num_vis, offsets)
+    return views.rows(slice(rank, None, world_size))
 
 
 class GlobalBatchDropPath(nn.Module):

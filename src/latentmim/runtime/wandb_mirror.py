@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.schema import PretrainConfig
-from latentmim.engine.logger import MetricsLogger
+from latentmim.runtime.logger import MetricsLogger
 
 RUN_ID_FILE = "wandb/runid.txt"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from latentmim.engine.logger import MetricsLogger
+from latentmim.runtime.logger import MetricsLogger
 
 
 class RunLogger(Protocol):
@@ -52,7 +52,7 @@ def build_run_logger(
         resume_step: optimizer step the run resumes from (0 for a new run).
         tensorboard: also write TensorBoard events.
         main_process: this is rank 0.
-        wandb: keyword arguments of :class:`latentmim.engine.wandb_mirror.WandbMirror` (project,
+        wandb: keyword arguments of :class:`latentmim.runtime.wandb_mirror.WandbMirror` (project,
             entity, name, config), or None for no W&B.
     """
     if not main_process:
@@ -60,6 +60,6 @@ def build_run_logger(
     logger = MetricsLogger(run_dir, resume_step, tensorboard)
     if wandb is None:
         return logger
-    from latentmim.engine.wandb_mirror import WandbMirror
+    from latentmim.runtime.wandb_mirror import WandbMirror
 
     return WandbMirror(logger, run_dir, **wandb)

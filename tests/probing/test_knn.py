@@ -1,4 +1,4 @@
-"""Tests for latentmim.engine.knn: hand-checked toy banks plus naive-loop references."""
+"""Tests for latentmim.probing.knn: hand-checked toy banks plus naive-loop references."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from latentmim.engine.features import extract_features, raw_pixel_features
-from latentmim.engine.knn import (
+from latentmim.probing.features import extract_features, raw_pixel_features
+from latentmim.probing.knn import (
     BF16_SIM_ERROR,
     EXTRA_CANDIDATES,
     l2_normalize,

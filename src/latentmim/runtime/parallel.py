@@ -20,7 +20,7 @@ import torch.distributed.checkpoint.state_dict as dcp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from latentmim.engine.distributed import DistEnv
+from latentmim.runtime.distributed import DistEnv
 
 _SHARD_BLOCKS = ("Block", "CrossBlock")  # transformer blocks: the FSDP units
 
