@@ -2,7 +2,8 @@
 
 Layers, bottom first (a package may import its own layer and the ones below):
 
-    data, models, masking, losses, training   building blocks and the training kit
+    data, masking, losses, training           building blocks and the training kit
+    models                                    the networks
     config                                    the configuration, declared once
     runtime, methods                          run plumbing; the pre-training methods
     interop, probing                          checkpoints in and out; frozen-feature probing
@@ -25,7 +26,8 @@ import latentmim
 from latentmim.config.eval_schema import TRANSFER_DATASETS
 
 LAYERS: list[set[str]] = [
-    {"data", "models", "masking", "losses", "training"},
+    {"data", "masking", "losses", "training"},
+    {"models"},
     {"config"},
     {"runtime", "methods"},
     {"interop", "probing"},

@@ -27,7 +27,7 @@ from latentmim.data.loader import SeededDataset
 from latentmim.data.seeding import seeded_subset
 from latentmim.data.transforms import eval_transform
 from latentmim.engine.data import build_monitor_loaders, raw_dataset
-from latentmim.engine.encoder_io import load_encoder_checkpoint
+from latentmim.interop.load import load_pretrained
 from latentmim.probing.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
 
 
@@ -44,7 +44,8 @@ def main() -> None:
     args = parser.parse_args()
     encoder = None
     if args.checkpoint:
-        encoder, cfg = load_encoder_checkpoint(args.checkpoint, args.overrides)
+        loaded = load_pretrained(args.checkpoint, args.overrides)
+        encoder, cfg = loaded.encoder, loaded.config
     else:
         cfg = compose_config(args.overrides)
     device = torch.device("cpu")

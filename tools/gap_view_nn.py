@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from latentmim.engine.data import build_monitor_loaders, raw_dataset
-from latentmim.engine.encoder_io import load_encoder_checkpoint
+from latentmim.interop.load import load_pretrained
 from latentmim.masking.patchify import centre_cut_patches
 from latentmim.probing.features import encode_images, raw_pixel_features
 from latentmim.probing.nn_monitor import nn_scores
@@ -53,7 +53,8 @@ def score_run(run: Path, gap: int) -> dict[str, dict[str, float]]:
     ckpt = run / "checkpoint_latest.pth"
     if not ckpt.is_file():
         raise SystemExit(f"gap_view_nn: {ckpt}: no checkpoint (is '{run}' a pre-training run folder?)")
-    encoder, cfg = load_encoder_checkpoint(ckpt)  # in eval mode
+    loaded = load_pretrained(ckpt)
+    encoder, cfg = loaded.encoder, loaded.config  # in eval mode
     cpu = torch.device("cpu")
     grid, patch = cfg.grid_size, cfg.patch_size
     base = raw_dataset(cfg, "train")  # built once: a rendered dataset's cache serves both readings

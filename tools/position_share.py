@@ -28,7 +28,7 @@ from torch import Tensor
 
 from latentmim.ablate.evaluate import read_jsonl
 from latentmim.engine.data import build_monitor_loaders
-from latentmim.engine.encoder_io import load_encoder_checkpoint
+from latentmim.interop.load import load_pretrained
 from latentmim.masking.patchify import all_ids, patchify
 
 
@@ -58,7 +58,8 @@ def checkpoint_path(path: str) -> Path:
 @torch.no_grad()
 def run_tokens(path: str) -> Tensor:
     """(N, K, D) pre-norm patch tokens of a run's NN-monitor val images under its online encoder."""
-    encoder, cfg = load_encoder_checkpoint(str(checkpoint_path(path)), [])
+    loaded = load_pretrained(str(checkpoint_path(path)), [])
+    encoder, cfg = loaded.encoder, loaded.config
     encoder.eval()
     _, val = build_monitor_loaders(cfg, torch.device("cpu"))
     out = []

@@ -69,9 +69,9 @@ def colour_reading(num: int, size: int, patch: int, contrasts: list[float]) -> N
 def position_reading(checkpoint: str, num: int, size: int) -> None:
     from latentmim.eval.dense.features import encoder_features, image_to_tensor
     from latentmim.eval.dense.segment import SegmentEvalConfig, load_samples
-    from latentmim.eval.encoders import load_any_encoder
+    from latentmim.interop.load import load_pretrained
 
-    loaded = load_any_encoder(checkpoint)
+    loaded = load_pretrained(checkpoint)
     enc = loaded.encoder.eval()
     cfg = SegmentEvalConfig(checkpoint=checkpoint, num_images=num, input_size=size, tsne=False)
     samples, mean, std = load_samples(cfg, loaded, size, enc.patch_size, gray=enc.in_chans == 1)

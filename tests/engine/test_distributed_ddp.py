@@ -10,8 +10,8 @@ import torch
 from conftest import TINY
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config
-from latentmim.engine.encoder_io import load_encoder_checkpoint
 from latentmim.engine.pretrain import Pretrainer, pretrain
+from latentmim.interop.load import load_pretrained
 from latentmim.probing.features import encode_images
 from latentmim.runtime.checkpoint import load_checkpoint
 
@@ -70,7 +70,8 @@ def single(tmp_path_factory):
 
 
 def _features(ckpt: Path) -> torch.Tensor:
-    encoder, _ = load_encoder_checkpoint(ckpt)
+    loaded = load_pretrained(ckpt)
+    encoder = loaded.encoder
     imgs = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     return encode_images(encoder, imgs)
 

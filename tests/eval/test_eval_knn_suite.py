@@ -15,8 +15,8 @@ from latentmim.config.eval_schema import KnnEvalConfig
 from latentmim.config.load import compose_config
 from latentmim.data.registry import build_dataset
 from latentmim.data.transforms import eval_transform
-from latentmim.eval.encoders import load_any_encoder
 from latentmim.eval.knn.suite import knn_protocols, run_knn_eval
+from latentmim.interop.load import load_pretrained
 from latentmim.probing.features import encode_images
 from latentmim.probing.knn import weighted_knn_predict
 
@@ -84,7 +84,7 @@ def test_suite_scores_equal_a_direct_computation(untrained_checkpoint: Path, tmp
     assert (tmp_path / "results.md").read_text().count("|") > 10
 
     # Independent reference: encode every image by hand and run the protocols on the features.
-    enc = load_any_encoder(str(untrained_checkpoint)).encoder
+    enc = load_pretrained(str(untrained_checkpoint)).encoder
     train, info = build_dataset("synthetic", "train", None, synthetic_size=24, synthetic_num=48)
     val, _ = build_dataset("synthetic", "val", None, synthetic_size=24, synthetic_num=24)
     tf = eval_transform(16, info.mean, info.std)

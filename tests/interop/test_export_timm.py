@@ -14,6 +14,7 @@ import latentmim
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config
 from latentmim.data.info import FASHION_MNIST_MEAN, SYNTHETIC_MEAN, SYNTHETIC_STD
+from latentmim.masking.patchify import all_ids, patchify
 from latentmim.methods.factory import build_model
 from latentmim.probing.features import encode_images
 
@@ -32,7 +33,7 @@ def our_checkpoint(tmp_path: Path, tiny: list, extra: list = (), in_chans: int =
     return path, model.encoder.eval()
 
 
-def test_export_loads_in_timm_strictly_with_the_same_features(tmp_path, tiny, capsys):
+def test_export_loads_in_timm_strictly_and_outputs_the_nn_feature(tmp_path, tiny, capsys):
     path, encoder = our_checkpoint(tmp_path, tiny)
     out = tmp_path / "export"
     assert main(["export", f"checkpoint={path}", f"output={out}"]) == 0
@@ -45,18 +46,42 @@ def test_export_loads_in_timm_strictly_with_the_same_features(tmp_path, tiny, ca
     hub_model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
     imgs = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        ours = encoder.forward_features(imgs)
-        assert torch.allclose(model.forward_features(imgs), ours, atol=1e-6)
-        assert torch.allclose(hub_model.forward_features(imgs), ours, atol=1e-6)
-        assert torch.allclose(hub_model(imgs), ours[:, 0], atol=1e-6)  # num_classes=0: the cls feature
+        nn_feature = encode_images(encoder, imgs)  # the feature every NN number is scored on
+        _, prenorm = encoder.forward_patches(patchify(imgs, 4), all_ids(4, 4), return_prenorm=True)
+        for timm_model in (model, hub_model):
+            assert torch.allclose(timm_model(imgs), nn_feature, atol=1e-6)
+            pooled = timm_model.forward_head(timm_model.forward_features(imgs), pre_logits=True)
+            assert torch.allclose(pooled, nn_feature, atol=1e-6)
+            assert torch.allclose(timm_model.forward_features(imgs), prenorm, atol=1e-6)
+        assert torch.allclose(encoder(imgs), nn_feature, atol=1e-6)  # and latentmim's encoder(x)
     data = timm.data.resolve_data_config({}, model=hub_model)
     assert data["input_size"] == (3, 16, 16) and tuple(data["mean"]) == SYNTHETIC_MEAN and tuple(data["std"]) == SYNTHETIC_STD
     assert config["latentmim"]["nn"] == {"nn_loo": 41.5, "knn20_top1": 40.0}
     assert "41.50" in (out / "README.md").read_text()
-    # 3. latentmim.load_encoder and torch.hub give the same feature extractor
-    for loaded in (latentmim.load_encoder(out), latentmim.load_encoder(path),
+    # 3. latentmim.load_encoder (export, checkpoint, run folder) and torch.hub give the same feature
+    for loaded in (latentmim.load_encoder(out), latentmim.load_encoder(path), latentmim.load_encoder(path.parent),
                    torch.hub.load(str(ROOT), "encoder", source="local", path=str(out))):
-        assert torch.allclose(encode_images(loaded, imgs), encode_images(encoder, imgs), atol=1e-6)
+        assert torch.allclose(loaded(imgs), nn_feature, atol=1e-6)
+        assert torch.allclose(encode_images(loaded, imgs), nn_feature, atol=1e-6)
+
+
+def test_pool_token_exports_timms_classic_cls_model(tmp_path, tiny):
+    path, encoder = our_checkpoint(tmp_path, tiny)
+    out = tmp_path / "cls"
+    assert main(["export", f"checkpoint={path}", f"output={out}", "pool=token"]) == 0
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    imgs = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.allclose(model.forward_features(imgs), encoder.forward_features(imgs), atol=1e-6)
+        assert torch.allclose(model(imgs), encoder.forward_features(imgs)[:, 0], atol=1e-6)
+    assert "cls" in json.loads((out / "config.json").read_text())["latentmim"]["feature"]
+    # an export of an export keeps its pooling's weights: token needs the final norm an avg export lacks
+    avg = tmp_path / "avg"
+    assert main(["export", f"checkpoint={path}", f"output={avg}"]) == 0
+    again = tmp_path / "again"
+    assert main(["export", f"checkpoint={avg}", f"output={again}"]) == 0
+    assert torch.allclose(latentmim.load_encoder(again)(imgs), encode_images(encoder, imgs), atol=1e-6)
+    assert main(["export", f"checkpoint={avg}", f"output={tmp_path / 'no'}", "pool=token"]) == 2
 
 
 def test_export_of_a_grayscale_run_and_of_its_encoder_safetensors(tmp_path, tiny):
@@ -67,7 +92,7 @@ def test_export_of_a_grayscale_run_and_of_its_encoder_safetensors(tmp_path, tiny
     assert model.pretrained_cfg["mean"] == list(FASHION_MNIST_MEAN)
     imgs = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
-        assert torch.allclose(model.forward_features(imgs), encoder.forward_features(imgs), atol=1e-6)
+        assert torch.allclose(model(imgs), encoder(imgs), atol=1e-6)
     # a run's encoder.safetensors (timm names) with its config.yaml next to it (non-standard width 32)
     from safetensors.torch import save_file
 
@@ -85,7 +110,9 @@ def test_export_of_the_authors_checkpoint_reproduces_their_features(tmp_path):
     state = {k.removeprefix("module."): v for k, v in authors_checkpoint()["state_dict"].items()}
     imgs = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        assert torch.allclose(model.forward_features(imgs), authors_encoder_forward(state, imgs, 3)[0], atol=1e-5)
+        theirs = latentmim.load_encoder(tmp_path / "theirs.pth")
+        assert torch.allclose(theirs.forward_features(imgs), authors_encoder_forward(state, imgs, 3)[0], atol=1e-5)
+        assert torch.allclose(model(imgs), theirs(imgs), atol=1e-5)
     assert json.loads((out / "config.json").read_text())["latentmim"]["format"] == "lmim_authors"
 
 

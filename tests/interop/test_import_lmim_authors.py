@@ -9,9 +9,9 @@ from conftest import TINY
 from latentmim.cli.main import main
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import compose_config
-from latentmim.engine.encoder_io import load_encoder_checkpoint
 from latentmim.engine.pretrain import Pretrainer
-from latentmim.interop import detect_format, import_checkpoint, read_checkpoint
+from latentmim.interop.formats import detect_format, read_checkpoint
+from latentmim.interop.load import load_pretrained
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.methods.factory import build_model
 
@@ -36,7 +36,7 @@ def test_features_equal_the_authors_forward(ckpt_path):
     assert torch.allclose(ours, ref_tokens, atol=1e-5), (ours - ref_tokens).abs().max()
     assert torch.allclose(encoder.forward_features(imgs), ref_tokens, atol=1e-5)  # timm's conv path
     # the target encoder (their EMA) is imported too, with its projector
-    imported = import_checkpoint(ckpt_path)
+    imported = load_pretrained(ckpt_path)
     model = build_model(compose_config([*TINY, "embed_dim=192", "num_heads=3", "proj.mlp_dim=64",
                                         "decoder_embed_dim=32", "decoder_num_heads=16"]), 3)
     model.load_state_dict(imported.weights)
@@ -50,13 +50,14 @@ def test_features_equal_the_authors_forward(ckpt_path):
 
 
 def test_config_is_read_off_the_weights(ckpt_path):
-    _, cfg = load_encoder_checkpoint(ckpt_path, ["dataset=synthetic"])
+    loaded = load_pretrained(ckpt_path, ["dataset=synthetic"])
+    cfg = loaded.config
     assert (cfg.encoder, cfg.embed_dim, cfg.depth, cfg.num_heads) == ("vit_tiny", 192, 2, 3)
     assert (cfg.patch_size, cfg.grid_size, cfg.proj.mlp_dim, cfg.proj.mlp_depth) == (4, 4, 64, 2)
     assert (cfg.decoder_embed_dim, cfg.decoder_depth, cfg.decoder_num_heads, cfg.target_depth) == (32, 1, 16, None)
     assert cfg.dataset == "synthetic"  # overrides apply
     torch.save(authors_checkpoint(target_depth=1), ckpt_path)
-    assert import_checkpoint(ckpt_path).config.target_depth == 1
+    assert load_pretrained(ckpt_path).config.target_depth == 1
 
 
 def test_every_tensor_lands_in_our_model_and_training_continues(ckpt_path, tiny):
@@ -90,5 +91,5 @@ def test_bad_or_mismatched_foreign_checkpoints_are_one_line_errors(ckpt_path, tm
         Pretrainer(compose_config([*tiny, f"init_from={ckpt_path}"]))
     torch.save(authors_checkpoint(d=200, mlp_depth=0), tmp_path / "wide.pth")  # no standard heads for 200
     with pytest.raises(ConfigError, match="num_heads"):
-        import_checkpoint(tmp_path / "wide.pth")
-    assert import_checkpoint(tmp_path / "wide.pth", num_heads=4).encoder.embed_dim == 200
+        load_pretrained(tmp_path / "wide.pth")
+    assert load_pretrained(tmp_path / "wide.pth", num_heads=4).encoder.embed_dim == 200

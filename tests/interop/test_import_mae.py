@@ -10,7 +10,8 @@ import latentmim
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import compose_config
 from latentmim.engine.pretrain import Pretrainer
-from latentmim.interop import detect_format, import_checkpoint, read_checkpoint
+from latentmim.interop.formats import detect_format, read_checkpoint
+from latentmim.interop.load import load_pretrained
 from latentmim.masking.patchify import all_ids, patchify
 
 ARGS = dict(img_size=16, patch_size=4, embed_dim=192, depth=2, num_heads=3, num_classes=0)
@@ -49,7 +50,7 @@ def test_mae_features_equal_timm(tmp_path, with_decoder, training):
     with torch.no_grad():
         ours = encoder.forward_patches(patchify(imgs, 4), all_ids(2, 4))
         assert torch.allclose(ours, reference.forward_features(imgs), atol=1e-5)
-    cfg = import_checkpoint(tmp_path / "mae.pth").config
+    cfg = load_pretrained(tmp_path / "mae.pth").config
     assert (cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.grid_size, cfg.patch_size) == (192, 2, 3, 4, 4)
 
 

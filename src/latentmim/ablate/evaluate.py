@@ -18,7 +18,7 @@ from torch import Tensor
 from latentmim.ablate.logreg_probe import logreg_probe_accuracy
 from latentmim.config.schema import PretrainConfig
 from latentmim.engine.data import PretrainData, build_pretrain_data
-from latentmim.engine.encoder_io import load_encoder_checkpoint
+from latentmim.interop.load import load_pretrained
 from latentmim.losses.similarity import avg_similarity
 from latentmim.masking.patchify import all_ids, patchify
 from latentmim.methods.factory import encoder_from_config
@@ -146,7 +146,8 @@ def evaluate_row(cfg: PretrainConfig, run_dir: Path, progress: bool = True) -> d
         logged S, None if the method has none), ``img_per_s``, ``epochs``, ``nn_curve``
         [(s, NN %)] and ``collapse`` (the guard's events).
     """
-    encoder, _ = load_encoder_checkpoint(run_dir / "checkpoint_latest.pth")
+    loaded = load_pretrained(run_dir / "checkpoint_latest.pth")
+    encoder = loaded.encoder
     data = build_pretrain_data(cfg, resolve_device(cfg.env.device))
     scores = encoder_scores(encoder, cfg, data, progress)
     steps, evals = read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(run_dir / "eval.jsonl")

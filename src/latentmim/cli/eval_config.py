@@ -39,11 +39,11 @@ def print_eval_config(suite: str, args: list[str]) -> int:
     if suite == "all":
         return 0
     from latentmim.eval.data import resolve_data
-    from latentmim.eval.encoders import load_any_encoder
     from latentmim.eval.session import resolve_precision
+    from latentmim.interop.load import load_pretrained
 
     try:
-        loaded = load_any_encoder(cfg.checkpoint)  # type: ignore[attr-defined]
+        loaded = load_pretrained(cfg.checkpoint)  # type: ignore[attr-defined]
         spec = resolve_data(cfg, loaded)
     except (ConfigError, DataError) as err:
         print(f"# not resolved from the checkpoint: {err}")

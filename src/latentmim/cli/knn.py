@@ -8,7 +8,7 @@ import torch
 
 from latentmim.config.errors import ConfigError
 from latentmim.engine.data import build_pretrain_data
-from latentmim.engine.encoder_io import load_encoder_checkpoint
+from latentmim.interop.load import load_pretrained
 from latentmim.probing.nn_monitor import encoder_nn_scores
 from latentmim.training.precision import resolve_device
 
@@ -18,7 +18,8 @@ def knn_command(args: list[str]) -> int:
     if not ckpt_args:
         raise ConfigError("missing checkpoint=PATH")
     path = ckpt_args[-1].split("=", 1)[1]
-    encoder, cfg = load_encoder_checkpoint(path, [a for a in args if not a.startswith("checkpoint=")])
+    loaded = load_pretrained(path, [a for a in args if not a.startswith("checkpoint=")])
+    encoder, cfg = loaded.encoder, loaded.config
     device = resolve_device(cfg.env.device)
     data = build_pretrain_data(cfg, device)
     encoder.to(device)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
@@ -265,19 +267,48 @@ def _literal(node: object) -> object:
     return node
 
 
-def config_from_checkpoint(saved: dict, overrides: Sequence[str] = ()) -> PretrainConfig:
-    """Rebuild the configuration stored in a checkpoint, with ``key=value`` overrides on top."""
+def config_from_checkpoint(saved: object, overrides: Sequence[str] = (), source: str = "checkpoint") -> PretrainConfig:
+    """Rebuild the configuration stored in a checkpoint, with ``key=value`` overrides on top.
+
+    A checkpoint is data, not configuration code: its strings are taken literally, so a crafted
+    ``${oc.env:SECRET}`` is never resolved (escaped, it stays that text).
+
+    Args:
+        saved: the stored configuration (a mapping of keys to values).
+        overrides: ``key=value`` changes.
+        source: the file it came from, named in errors.
+
+    Raises:
+        ConfigError: one line naming ``source`` and the key: not a mapping, an unknown key, a
+            wrong type, or a value that fails :func:`validate`.
+    """
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"'{source}': the stored config is a {type(saved).__name__}, not a mapping of keys")
     try:
-        # A checkpoint is data, not configuration code: its strings are taken literally, so a
-        # crafted "${oc.env:SECRET}" is never resolved (escaped, it stays that text).
         cfg = OmegaConf.merge(OmegaConf.structured(PretrainConfig), _literal(saved),
                               OmegaConf.from_dotlist(list(overrides)))
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
-        raise ConfigError(_hydra_message(err)) from None
+        raise ConfigError(f"'{source}': {_hydra_message(err)}") from None
     assert isinstance(obj, PretrainConfig)
-    validate(obj)
+    try:
+        validate(obj)
+    except ConfigError as err:
+        raise ConfigError(f"'{source}': {err}") from None
     return obj
+
+
+def read_run_config(path: str | Path) -> PretrainConfig:
+    """The ``config.yaml`` of a run folder, read as data (no interpolation) and validated.
+
+    Raises:
+        ConfigError: one line naming the file: unreadable, not YAML, or a bad key or value.
+    """
+    try:
+        saved = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"'{path}' cannot be read as a config: {str(err).splitlines()[0]}") from None
+    return config_from_checkpoint(saved, (), str(path))

@@ -28,7 +28,7 @@ from latentmim.engine.baseline_cache import baseline_key, load_baselines, save_b
 from latentmim.engine.collapse import WATCHED, CollapseGuard, likely_cause
 from latentmim.engine.data import PretrainData, build_pretrain_data
 from latentmim.engine.resume_check import check_resume
-from latentmim.interop.importer import init_weights
+from latentmim.interop.init_from import init_weights
 from latentmim.methods.ema import ema_momentum
 from latentmim.methods.factory import build_model, target_momentum
 from latentmim.probing.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores

@@ -28,8 +28,8 @@ from latentmim.config.eval_schema import (
     LinearEvalConfig,
 )
 from latentmim.data.errors import DataError
-from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
 from latentmim.eval.report import bar_chart, line_chart, markdown_table, write_results
+from latentmim.interop.load import INIT_PREFIX, load_pretrained
 from latentmim.training.errors import NonFiniteLoss
 
 CLASSIFICATION = ("knn", "linear", "fewshot")
@@ -85,7 +85,7 @@ def _eval_dataset(dataset: str | None, spec: str) -> str | None:
     """The dataset a suite will use for ``spec``: the given one, else the checkpoint's."""
     if dataset is not None:
         return dataset
-    pre = load_any_encoder(spec).pretrain
+    pre = load_pretrained(spec).config
     return pre.dataset if pre else None
 
 

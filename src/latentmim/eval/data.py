@@ -26,7 +26,7 @@ from latentmim.data.registry import build_dataset
 from latentmim.data.robust import RobustDataset
 from latentmim.data.seeding import seeded_subset
 from latentmim.data.transforms import eval_transform
-from latentmim.eval.encoders import LoadedEncoder
+from latentmim.interop.load import Pretrained
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,13 @@ class DataSpec:
     synthetic_seed: int  # identity of the procedural data (the pre-training run's seed)
 
 
-def resolve_data(cfg: EvalCommon, loaded: LoadedEncoder) -> DataSpec:
+def resolve_data(cfg: EvalCommon, loaded: Pretrained) -> DataSpec:
     """Fill the dataset settings the user left out from the checkpoint's pre-training config.
 
     Raises:
         ConfigError: no dataset given and none stored in the checkpoint, or an unknown one.
     """
-    pre = loaded.pretrain
+    pre = loaded.config
     dataset = cfg.dataset or (pre.dataset if pre else None)
     if dataset is None:
         raise ConfigError(
@@ -143,7 +143,7 @@ class EvalSplits:
         return eval_transform(self.image_size, self.mean, self.std)
 
 
-def build_eval_splits(cfg: EvalCommon, loaded: LoadedEncoder, need_train: bool = True) -> EvalSplits:
+def build_eval_splits(cfg: EvalCommon, loaded: Pretrained, need_train: bool = True) -> EvalSplits:
     """The train/val splits an evaluation runs on (``train_images``/``val_images`` subsets)."""
     spec = resolve_data(cfg, loaded)
     val, info = load_split(spec, "val")

@@ -9,7 +9,7 @@ import torch
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import EvalCommon
-from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
+from latentmim.interop.load import INIT_PREFIX, Pretrained, load_pretrained
 from latentmim.training.precision import resolve_device
 
 
@@ -23,7 +23,7 @@ class EvalSession:
         out_dir: where results go (created by the first write, so a failed run leaves nothing).
     """
 
-    loaded: LoadedEncoder
+    loaded: Pretrained
     device: torch.device
     out_dir: Path
 
@@ -35,11 +35,11 @@ def default_output_dir(checkpoint: str, suite: str) -> Path:
     return path.parent / f"eval_{suite}{'_init' if init else ''}"
 
 
-def resolve_precision(precision: str | None, loaded: LoadedEncoder) -> str:
+def resolve_precision(precision: str | None, loaded: Pretrained) -> str:
     """``precision``, or when None the checkpoint's ``env.precision`` (fp32 for formats without one)."""
     if precision is not None:
         return precision
-    return loaded.pretrain.env.precision if loaded.pretrain is not None else "fp32"
+    return loaded.config.env.precision if loaded.config is not None else "fp32"
 
 
 def start_session(cfg: EvalCommon, suite: str) -> EvalSession:
@@ -53,7 +53,7 @@ def start_session(cfg: EvalCommon, suite: str) -> EvalSession:
     device = resolve_device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"config key 'device': {cfg.device!r} requested but CUDA is not available")
-    loaded = load_any_encoder(cfg.checkpoint)
+    loaded = load_pretrained(cfg.checkpoint)
     loaded.encoder.to(device).eval()
     # Features are extracted at the precision the model was trained in, unless the user says
     # otherwise: the suites read cfg.precision, so it is resolved here, once, for all of them.

@@ -1,15 +1,7 @@
-"""Interoperability: import foreign checkpoints, export timm / Hugging Face folders, load encoders.
+"""Interoperability: checkpoints in (ours, the Latent MIM authors', MAE's, timm exports) and out.
 
-* :func:`load_encoder` -- a ready feature extractor from any supported file or folder.
-* :func:`import_checkpoint` -- Latent MIM authors', MAE, timm or latentmim checkpoints.
-* :func:`init_weights` -- start training from such a checkpoint (``init_from=PATH``).
-* :func:`export_encoder` -- timm-loadable ``config.json`` + ``model.safetensors``.
+* :func:`~latentmim.interop.load.load_encoder` -- the one way to get an encoder from a file or
+  folder; :func:`~latentmim.interop.load.load_pretrained` adds its provenance and config.
+* :func:`~latentmim.interop.init_from.init_weights` -- start training from such a checkpoint.
+* :func:`~latentmim.interop.timm_export.export_encoder` -- a timm-loadable folder.
 """
-
-from latentmim.interop.formats import FORMATS, detect_format, read_checkpoint
-from latentmim.interop.importer import Imported, import_checkpoint, init_weights
-from latentmim.interop.load import load_encoder
-from latentmim.interop.timm_export import export_encoder
-
-__all__ = ["FORMATS", "Imported", "detect_format", "export_encoder", "import_checkpoint", "init_weights",
-           "load_encoder", "read_checkpoint"]

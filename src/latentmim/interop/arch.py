@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from latentmim.config.errors import ConfigError
 from latentmim.models.vit import VIT_PRESETS, ViTEncoder
@@ -24,7 +24,11 @@ PRESET_BY_WIDTH = {size.embed_dim: name for name, size in VIT_PRESETS.items()}
 
 @dataclass(frozen=True)
 class EncoderArch:
-    """Everything needed to rebuild a :class:`ViTEncoder`."""
+    """Everything needed to rebuild a :class:`ViTEncoder`.
+
+    ``final_norm`` is False for an export whose pooled output is the NN feature: the mean of the
+    patch tokens before the final norm, which the export therefore leaves out.
+    """
 
     embed_dim: int
     depth: int
@@ -32,10 +36,35 @@ class EncoderArch:
     patch_size: int
     grid_size: int
     in_chans: int
+    final_norm: bool = True
+
+    def check(self, source: str) -> EncoderArch:
+        """Refuse sizes no ViT has, before anything is allocated; returns self.
+
+        Raises:
+            ConfigError: naming ``source`` and the size.
+        """
+        for name in ("embed_dim", "depth", "num_heads", "patch_size", "grid_size", "in_chans"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"'{source}': {name} must be a positive integer, got {value!r}")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"'{source}': num_heads={self.num_heads} does not divide embed_dim={self.embed_dim}")
+        if self.in_chans not in (1, 3):
+            raise ConfigError(f"'{source}': in_chans must be 1 or 3, got {self.in_chans}")
+        return self
 
     def build(self) -> ViTEncoder:
         return ViTEncoder(grid_size=self.grid_size, patch_size=self.patch_size, in_chans=self.in_chans,
-                          embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads)
+                          embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
+                          final_norm=self.final_norm)
+
+    @classmethod
+    def of(cls, encoder: ViTEncoder) -> EncoderArch:
+        """The arch of a built encoder."""
+        return cls(encoder.embed_dim, len(encoder.blocks), encoder.blocks[0].attn.num_heads,
+                   encoder.patch_size, encoder.grid_size, encoder.in_chans,
+                   not isinstance(encoder.norm, nn.Identity))
 
     def config(self) -> dict[str, Any]:
         """The pre-training config keys that describe this encoder."""
@@ -81,6 +110,10 @@ def arch_from_timm_state(state: dict[str, Tensor], source: str, num_heads: int |
         pos = state["pos_embed"]  # (1, 1+N, D)
     except KeyError as err:
         raise ConfigError(f"'{source}': no ViT encoder weights ({err.args[0]} missing)") from None
+    if not isinstance(w, Tensor) or w.ndim != 4 or not isinstance(pos, Tensor) or pos.ndim != 3:
+        raise ConfigError(f"'{source}': 'patch_embed.proj.weight' must be a (D, C, P, P) tensor and "
+                          "'pos_embed' a (1, 1+N, D) one")
     width, in_chans, patch, _ = w.shape
-    return EncoderArch(width, count_blocks(state, ""), heads_for(width, num_heads, source), patch,
-                       grid_from_positions(pos.shape[-2], source), in_chans)
+    arch = EncoderArch(width, count_blocks(state, ""), heads_for(width, num_heads, source), patch,
+                       grid_from_positions(pos.shape[-2], source), in_chans, "norm.weight" in state)
+    return arch.check(source)

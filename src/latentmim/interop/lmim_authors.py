@@ -59,7 +59,8 @@ def encoder_arch(state: dict[str, Tensor], source: str, prefix: str = "encoder."
     chans, patch = _patch_layout(weight, source)
     grid = grid_from_positions(state[f"{prefix}pos_embed.pos_embeds"].shape[0], source)
     width = weight.shape[0]
-    return EncoderArch(width, count_blocks(state, prefix), heads_for(width, num_heads, source), patch, grid, chans)
+    return EncoderArch(width, count_blocks(state, prefix), heads_for(width, num_heads, source), patch, grid,
+                       chans).check(source)
 
 
 def encoder_state(state: dict[str, Tensor], source: str, prefix: str = "encoder.") -> dict[str, Tensor]:

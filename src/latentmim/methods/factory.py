@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
+from latentmim.config.errors import ConfigError
+from latentmim.config.load import compose_config
 from latentmim.config.schema import PretrainConfig
 from latentmim.losses import build_latent_loss
 from latentmim.masking.views import num_visible
@@ -35,6 +39,47 @@ def encoder_from_config(cfg: PretrainConfig, in_chans: int) -> ViTEncoder:
         freeze_pe=cfg.freeze_pe,
         pos_spacing=spacing_factor(cfg.pos_spacing, cfg.grid_size),
     )
+
+
+def build_method(config: PretrainConfig | str = "demo", *, in_chans: int = 3, num_classes: int = 10,
+                 **overrides: Any) -> PretrainMethod:
+    """A pre-training method, ready for your own training loop.
+
+    Args:
+        config: a :class:`PretrainConfig` (e.g. from :func:`~latentmim.config.load.compose_config`),
+            or the name of a packaged config (``demo``, ``lmim``, ``mae``, ``pcae``, ...).
+        in_chans: image channels (3 for RGB, 1 for grayscale).
+        num_classes: classes, for ``method=supervised`` only.
+        **overrides: config keys on top of a named config, e.g. ``method="mae"``,
+            ``embed_dim=64`` or ``proj={"mlp_dim": 256}``.
+
+    Returns:
+        The method (:class:`~latentmim.methods.base.PretrainMethod`), its parameters initialised
+        from torch's global RNG (seed it first for reproducible weights).
+
+    Example::
+
+        model = latentmim.build_method("demo", method="lmim")
+        loss, metrics = model(torch.randn(8, 3, model.crop_size, model.crop_size))
+    """
+    if isinstance(config, str):
+        config = compose_config(_dotlist(overrides), config_name=config)
+    elif overrides:
+        raise ConfigError("build_method: pass overrides with a config name, or apply them to the config yourself")
+    return build_model(config, in_chans, num_classes)
+
+
+def _dotlist(overrides: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"proj": {"mlp_dim": 256}, "lr": 1e-3}`` -> ``["proj.mlp_dim=256", "lr=0.001"]``."""
+    out = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            out += _dotlist(value, f"{prefix}{key}.")
+        elif isinstance(value, (list, tuple)):
+            out.append(f"{prefix}{key}=[{','.join(map(str, value))}]")
+        else:
+            out.append(f"{prefix}{key}={'null' if value is None else value}")
+    return out
 
 
 def build_model(cfg: PretrainConfig, in_chans: int, num_classes: int = 10) -> PretrainMethod:

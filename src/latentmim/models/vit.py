@@ -17,6 +17,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
+from latentmim.masking.patchify import all_ids, patchify
 from latentmim.models.attention import use_library_attention
 from latentmim.models.pos_embed import sincos_2d
 
@@ -55,6 +56,11 @@ class ViTEncoder(VisionTransformer):
         freeze_pe: keep the sin-cos position table fixed (True) or learn it from there.
         pos_spacing: coordinate of grid cell 1 in the table (``G/(G-1)`` for the Latent MIM
             authors' table, 1 for MAE's; :func:`~latentmim.models.pos_embed.spacing_factor`).
+        final_norm: keep the final LayerNorm (training always does; an export whose output is
+            the NN feature leaves it out).
+
+    Calling the encoder on images, ``encoder(imgs)``, returns the NN feature (:meth:`forward`);
+    ``forward_features`` is timm's (all tokens, after the final norm).
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class ViTEncoder(VisionTransformer):
         drop_path: float = 0.0,
         freeze_pe: bool = True,
         pos_spacing: float = 1.0,
+        final_norm: bool = True,
     ) -> None:
         super().__init__(
             img_size=grid_size * patch_size,
@@ -82,6 +89,7 @@ class ViTEncoder(VisionTransformer):
             qkv_bias=True,
             drop_path_rate=drop_path,
             norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            final_norm=final_norm,
         )
         self.grid_size = grid_size
         self.patch_size = patch_size
@@ -108,6 +116,19 @@ class ViTEncoder(VisionTransformer):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def forward(self, imgs: Tensor) -> Tensor:
+        """The feature every NN and k-NN number is scored on (docs/method.md#nn).
+
+        Args:
+            imgs: (B, C, G*P, G*P) images, normalised like the training data.
+
+        Returns:
+            (B, D): the mean of the patch tokens before the final norm (cls excluded).
+        """
+        x = self.forward_patches(patchify(imgs, self.patch_size), all_ids(imgs.shape[0], self.grid_size, imgs.device),
+                                 return_prenorm=True)[1]
+        return x[:, 1:].mean(dim=1)
 
     @property
     def patch_dim(self) -> int:

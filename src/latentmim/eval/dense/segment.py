@@ -56,8 +56,8 @@ from latentmim.eval.dense.segment_cluster import (
 )
 from latentmim.eval.dense.segment_plot import save_segmentation_figure
 from latentmim.eval.dense.segment_probe import PROBE_TASKS, linear_probe_segmentation
-from latentmim.eval.encoders import INIT_PREFIX, LoadedEncoder, load_any_encoder
 from latentmim.eval.session import resolve_precision
+from latentmim.interop.load import INIT_PREFIX, Pretrained, load_pretrained
 from latentmim.runtime.progress import live_bars
 from latentmim.training.precision import resolve_device
 
@@ -144,7 +144,7 @@ def synthetic_samples(split: str, num: int, size: int, seed: int, gray: bool) ->
     return samples
 
 
-def load_samples(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int, patch: int,
+def load_samples(cfg: SegmentEvalConfig, loaded: Pretrained, size: int, patch: int,
                  gray: bool) -> tuple[list[SegmentSample], tuple[float, ...], tuple[float, ...]]:  # fmt: skip
     """The images to segment, resized so the short side is ``size`` (sides multiples of
     ``patch``), and the normalisation to apply.
@@ -156,7 +156,7 @@ def load_samples(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int, patch
     mode = "L" if gray else "RGB"
     in_chans = 1 if gray else 3
     if cfg.images:
-        pre = loaded.pretrain
+        pre = loaded.config
         mean, std = training_normalisation(pre.dataset if pre else "imagenet", in_chans)
         pils = _open_images(list(cfg.images), mode)
     else:
@@ -253,7 +253,7 @@ def _summary(records: list[dict], clusters: list[int]) -> dict[str, dict[str, fl
     return out
 
 
-def _probe_train_pairs(cfg: SegmentEvalConfig, loaded: LoadedEncoder, size: int,
+def _probe_train_pairs(cfg: SegmentEvalConfig, loaded: Pretrained, size: int,
                        gray: bool) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """The first ``probe_images`` train images of ``synthetic`` at ``size`` px with their class
     masks. Raises ConfigError for a dataset without ground-truth classes."""
@@ -302,7 +302,7 @@ def run_segment_eval(cfg: SegmentEvalConfig | None = None, **options: object) ->
     validate_segment(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    loaded = load_any_encoder(cfg.checkpoint)
+    loaded = load_pretrained(cfg.checkpoint)
     cfg.precision = resolve_precision(cfg.precision, loaded)
     encoder = loaded.encoder
     out = Path(cfg.output_dir or Path(cfg.checkpoint.removeprefix(INIT_PREFIX)).parent / "eval_segment")
@@ -316,7 +316,7 @@ def run_segment_eval(cfg: SegmentEvalConfig | None = None, **options: object) ->
     if cfg.baselines:
         fns["raw_pixels"] = pixel_features(encoder.patch_size)
         if loaded.format == "latentmim":  # the same architecture at its pre-training init
-            init = load_any_encoder(INIT_PREFIX + cfg.checkpoint).encoder.to(device)
+            init = load_pretrained(INIT_PREFIX + cfg.checkpoint).encoder.to(device)
             fns["random_init"] = encoder_features(init, cfg.feature, cfg.pe_mode, cfg.precision)
     out.mkdir(parents=True, exist_ok=True)
     records = segment_images(samples, fns, encoder.patch_size, mean, std, out, cfg.clusters, cfg.tsne,

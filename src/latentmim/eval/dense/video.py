@@ -59,8 +59,8 @@ from latentmim.eval.dense.video_propagation import (
     soft_to_labels,
 )
 from latentmim.eval.dense.vos_metrics import BOUND_TH, sequence_scores, summarize
-from latentmim.eval.encoders import INIT_PREFIX, load_any_encoder
 from latentmim.eval.session import resolve_precision
+from latentmim.interop.load import INIT_PREFIX, load_pretrained
 from latentmim.runtime.progress import live_bars
 from latentmim.training.precision import resolve_device
 
@@ -300,7 +300,7 @@ def run_video_eval(cfg: VideoEvalConfig | None = None, **options: object) -> dic
     validate_video(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    loaded = load_any_encoder(cfg.checkpoint)
+    loaded = load_pretrained(cfg.checkpoint)
     cfg.precision = resolve_precision(cfg.precision, loaded)
     encoder = loaded.encoder
     out = Path(cfg.output_dir or Path(cfg.checkpoint.removeprefix(INIT_PREFIX)).parent / "eval_video")
@@ -313,7 +313,7 @@ def run_video_eval(cfg: VideoEvalConfig | None = None, **options: object) -> dic
                     split=cfg.split, resolution=cfg.resolution)  # fmt: skip
     sequences = list_sequences(root, cfg.split, cfg.resolution, names=list(cfg.sequences) or None)
     device = resolve_device(cfg.device)
-    pre = loaded.pretrain
+    pre = loaded.config
     mean, std = training_normalisation(pre.dataset if pre else "imagenet", encoder.in_chans)
     fns = {"encoder": encoder_features(encoder.to(device), cfg.feature, cfg.pe_mode, cfg.precision)}
     if cfg.baselines:

@@ -25,10 +25,10 @@ from latentmim.data.info import DatasetInfo
 from latentmim.data.seeding import derive_seed, seeded_subset
 from latentmim.data.transforms import eval_transform
 from latentmim.eval.data import channel_stats, load_split, make_loader, resolve_data
-from latentmim.eval.encoders import LoadedEncoder
 from latentmim.eval.fewshot.data import FewshotData, load_fewshot_data
 from latentmim.eval.report import line_chart, markdown_table, write_results
 from latentmim.eval.session import start_session
+from latentmim.interop.load import Pretrained
 from latentmim.probing.features import FeatureSet, extract_encoder_features
 from latentmim.probing.knn import l2_normalize
 
@@ -74,14 +74,14 @@ def fit_and_score(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tens
     return float(100.0 * (clf.predict(xt) == yt).mean())
 
 
-def _features(loaded: LoadedEncoder, ds: Dataset, data: FewshotData, cfg: FewshotEvalConfig,
+def _features(loaded: Pretrained, ds: Dataset, data: FewshotData, cfg: FewshotEvalConfig,
               device: torch.device, desc: str) -> FeatureSet:
     mean, std = channel_stats(data.info, loaded.encoder.in_chans)
     loader = make_loader(ds, eval_transform(loaded.image_size, mean, std), cfg.batch_size, cfg.workers, device)
     return extract_encoder_features(loaded.encoder, loader, cfg.feature, device, cfg.precision, cfg.progress, desc)
 
 
-def evaluate_dataset(loaded: LoadedEncoder, data: FewshotData, cfg: FewshotEvalConfig,
+def evaluate_dataset(loaded: Pretrained, data: FewshotData, cfg: FewshotEvalConfig,
                      device: torch.device) -> dict[str, Any]:
     """All (shots, seeds) runs of one dataset; returns per-k mean/std and per-seed accuracies."""
     draws = {(k, s): sample_shots(data.pool_labels, k, s) for k in cfg.shots for s in cfg.seeds}

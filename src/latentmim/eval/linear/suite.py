@@ -22,13 +22,13 @@ from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import LinearEvalConfig
 from latentmim.data.transforms import train_transform
 from latentmim.eval.data import build_eval_splits, make_loader
-from latentmim.eval.encoders import INIT_PREFIX
 from latentmim.eval.linear.feature_sources import AugmentedFeatures, CachedFeatures
 from latentmim.eval.linear.head import LinearProbeHead
 from latentmim.eval.linear.lars import build_lars
 from latentmim.eval.report import markdown_table, write_results
 from latentmim.eval.session import start_session
 from latentmim.eval.train_loop import SupervisedLoop, check_can_start, topk_correct
+from latentmim.interop.load import INIT_PREFIX
 from latentmim.probing.features import FeatureSet, encode_images, extract_encoder_features
 from latentmim.runtime.checkpoint import save_atomic
 from latentmim.training.precision import autocast
