@@ -45,7 +45,9 @@ SCALES: dict[str, Scale] = {
         "tiny", "seconds per row: the test suite's model (3 blocks of width 32)",
         ("encoder=vit_tiny", "embed_dim=32", "depth=3", "num_heads=2", "decoder_embed_dim=32",
          "decoder_num_heads=2", "proj.mlp_dim=64", "batch_size=32", "lr=1e-3", "target_mom=0.99",
-         "pcae.target_mom=0.99", "data2vec.top_k=2", "data2vec.decoder_layers=2", "data2vec.decoder_groups=4"),
+         "pcae.target_mom=0.99", "data2vec.top_k=2", "data2vec.decoder_layers=2", "data2vec.decoder_groups=4",
+         "simmim.mask_patch=1", "conmim.proj_hidden_dim=64", "conmim.proj_dim=32",
+         "ijepa.pred_depth=1", "ijepa.pred_emb_dim=16", "ijepa.min_keep=2", "ijepa.reach_edges=true"),
         dec=1, dec_deep=2, proj=2, pcae_depth=3,
     ),
     "small": Scale(
@@ -56,7 +58,14 @@ SCALES: dict[str, Scale] = {
          "train_images=10000",
          # 0.9999 (PCAE's ImageNet value) would leave the teacher at its random init in a few
          # thousand steps; 0.99 has the same time constant relative to these short runs.
-         "pcae.target_mom=0.99", "data2vec.top_k=3", "data2vec.decoder_layers=3", "data2vec.decoder_groups=16"),
+         "pcae.target_mom=0.99", "data2vec.top_k=3", "data2vec.decoder_layers=3", "data2vec.decoder_groups=16",
+         # sizes the new methods need on a small grid: SimMIM's mask cell of one token (the paper's
+         # 2x2-token cells leave 4 cells on a 4x4 grid), ConMIM's projector and I-JEPA's predictor
+         # scaled to the 64-wide encoder (the papers: 4096 / 256 wide for ViT-B; 384 wide for ViT-H),
+         # I-JEPA's sampler reaching the grid's edges with a context of at least 2 patches
+         "simmim.mask_patch=1", "conmim.proj_hidden_dim=256", "conmim.proj_dim=64",
+         "ijepa.pred_depth=2", "ijepa.pred_emb_dim=32", "ijepa.min_keep=2", "ijepa.reach_edges=true",
+         ),
         dec=2, dec_deep=4, proj=3, pcae_depth=6,
     ),
     "demo": Scale(
@@ -72,20 +81,30 @@ SCALES: dict[str, Scale] = {
          # 20k rendered images (synthetic only; other datasets ignore the key); the demo itself renders
          # 40k since session 6, the table keeps the 20k its headline was measured with
          "synthetic.num_train=20000", "synthetic.num_val=2000",
-         "pcae.target_mom=0.99", "data2vec.top_k=3", "data2vec.decoder_layers=3", "data2vec.decoder_groups=16"),
+         "pcae.target_mom=0.99", "data2vec.top_k=3", "data2vec.decoder_layers=3", "data2vec.decoder_groups=16",
+         # sizes the new methods need on a small grid: SimMIM's mask cell of one token (the paper's
+         # 2x2-token cells leave 4 cells on a 4x4 grid), ConMIM's projector and I-JEPA's predictor
+         # scaled to the 64-wide encoder (the papers: 4096 / 256 wide for ViT-B; 384 wide for ViT-H),
+         # I-JEPA's sampler reaching the grid's edges with a context of at least 2 patches
+         "simmim.mask_patch=1", "conmim.proj_hidden_dim=256", "conmim.proj_dim=64",
+         "ijepa.pred_depth=2", "ijepa.pred_emb_dim=32", "ijepa.min_keep=2", "ijepa.reach_edges=true",
+         ),
         # 4 of 16 visible: 2 of 16 (the paper's 90%) was below it at epochs 2, 4 and 6 (section 1b)
         dec=2, dec_deep=4, proj=2, pcae_depth=6, mask=0.75,
     ),
     "vit_small": Scale(
         "vit_small", "one GPU: ViT-S/16 with the paper's decoder sizes (3 / 8 blocks of width 512)",
         ("encoder=vit_small", "decoder_embed_dim=512", "decoder_num_heads=16", "proj.mlp_dim=2048",
-         "batch_size=256", "blr=1.5e-4", "target_mom=0.99", "pcae.target_mom=0.999", "data2vec.top_k=8"),
+         "batch_size=256", "blr=1.5e-4", "target_mom=0.99", "pcae.target_mom=0.999", "data2vec.top_k=8",
+         "ijepa.pred_depth=6", "ijepa.min_keep=4"),
         dec=3, dec_deep=8, proj=3,
     ),
     "vit_base": Scale(
         "vit_base", "the paper: ViT-B/16, decoders 3 / 8 x 512, projector 3 x 4096",
         ("encoder=vit_base", "decoder_embed_dim=512", "decoder_num_heads=16", "proj.mlp_dim=4096",
-         "batch_size=256", "blr=1.5e-4", "target_mom=0.99", "pcae.target_mom=0.9999", "data2vec.top_k=8"),
+         "batch_size=256", "blr=1.5e-4", "target_mom=0.99", "pcae.target_mom=0.9999", "data2vec.top_k=8",
+         # I-JEPA's ViT-B predictor: the authors' code's fallback for vit_base (6 x 384)
+         "ijepa.pred_depth=6"),
         dec=3, dec_deep=8, proj=3,
     ),
 }

@@ -8,6 +8,7 @@ type checking for free; :func:`validate` adds the semantic checks. Every failure
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,12 @@ from latentmim.models.vit import VIT_PRESETS
 DROP_CASES = (1, 2, 3, 4, 5)  # PCAE drop cases, defined in latentmim.methods.token_drop
 
 WORKERS = ("main_lmim",)
-METHODS = ("lmim", "mae", "pcae", "data2vec", "supervised")
+METHODS = ("lmim", "mae", "pcae", "data2vec", "simmim", "conmim", "ijepa", "supervised")
+# Methods whose views are the random visible/hidden split of num_vis / mask_ratio; the others
+# draw their own masks (SimMIM, ConMIM, I-JEPA) or see every patch (supervised).
+RANDOM_VIEW_METHODS = ("lmim", "mae", "pcae", "data2vec")
+CONMIM_PERTURB = ("target", "online", "both", "none")  # where ConMIM's strong augmentation goes
+CONMIM_TARGET_MODES = ("ema", "stopgrad", "naive")  # ConMIM's momentum / weight-shared / no stop-grad targets
 DECODERS = ("cross", "self")
 PRECISIONS = ("fp32", "bf16", "fp16")
 CLUSTERS = ("slurm", "local")  # submitit executors for env.slurm=True
@@ -170,7 +176,7 @@ def validate(cfg: PretrainConfig) -> None:
     if cfg.mask_ratio is not None:
         if not 0.0 < cfg.mask_ratio < 1.0:
             raise ConfigError(f"config key 'mask_ratio': must be in (0, 1), got {cfg.mask_ratio}")
-    elif not 1 <= cfg.num_vis < n:
+    elif cfg.method in RANDOM_VIEW_METHODS and not 1 <= cfg.num_vis < n:
         raise ConfigError(f"config key 'num_vis': must be in [1, {n - 1}] for a {cfg.grid_size}x{cfg.grid_size} grid, got {cfg.num_vis}")
     if cfg.target_tau_frac is not None and not 0.0 < cfg.target_tau_frac <= 1.0:
         raise ConfigError(f"config key 'target_tau_frac': must be in (0, 1], got {cfg.target_tau_frac}")
@@ -215,10 +221,77 @@ def _validate_methods(cfg: PretrainConfig, depth: int) -> None:
                 f"config key 'data2vec.decoder_groups': {d.decoder_groups} must divide "
                 f"decoder_embed_dim={cfg.decoder_embed_dim}"
             )
+    if cfg.method == "simmim":
+        _validate_simmim(cfg)
+    if cfg.method == "conmim":
+        _validate_conmim(cfg)
+    if cfg.method == "ijepa":
+        _validate_ijepa(cfg)
     c = cfg.collapse
     if not 0.0 < c.threshold <= 1.0:
         raise ConfigError(f"config key 'collapse.threshold': must be in (0, 1], got {c.threshold}")
     _positive("collapse.patience", c.patience)
+
+
+def _validate_simmim(cfg: PretrainConfig) -> None:
+    s = cfg.simmim
+    _positive("simmim.mask_patch", s.mask_patch)
+    if cfg.grid_size % s.mask_patch:
+        raise ConfigError(f"config key 'simmim.mask_patch': {s.mask_patch} must divide grid_size={cfg.grid_size}")
+    if not 0.0 < s.mask_ratio < 1.0:
+        raise ConfigError(f"config key 'simmim.mask_ratio': must be in (0, 1), got {s.mask_ratio}")
+    cells = (cfg.grid_size // s.mask_patch) ** 2
+    if math.ceil(cells * s.mask_ratio) >= cells:  # the authors' count; one cell must stay visible
+        raise ConfigError(f"config key 'simmim.mask_ratio': {s.mask_ratio} hides all {cells} mask cells "
+                          f"of {s.mask_patch}x{s.mask_patch} tokens; lower it or use a smaller mask_patch")
+
+
+def _validate_conmim(cfg: PretrainConfig) -> None:
+    c, n = cfg.conmim, cfg.grid_size**2
+    _choice("conmim.perturb", c.perturb, CONMIM_PERTURB)
+    if cfg.target_mode not in CONMIM_TARGET_MODES:
+        raise ConfigError(f"config key 'target_mode': method=conmim takes {', '.join(CONMIM_TARGET_MODES)}, "
+                          f"got {cfg.target_mode!r}")
+    if cfg.grid_size < 2:
+        raise ConfigError(f"config key 'grid_size': blockwise masks need at least 2x2, got {cfg.grid_size}")
+    if not 0.0 < c.mask_frac < 1.0 or not 1 <= round(c.mask_frac * n) < n:
+        raise ConfigError(f"config key 'conmim.mask_frac': must hide 1 to {n - 1} of {n} patches, got {c.mask_frac}")
+    if not 0.0 < c.min_block_frac <= c.mask_frac:
+        raise ConfigError(f"config key 'conmim.min_block_frac': must be in (0, mask_frac], got {c.min_block_frac}")
+    if not 0.0 < c.min_aspect <= 1.0:
+        raise ConfigError(f"config key 'conmim.min_aspect': must be in (0, 1], got {c.min_aspect}")
+    for key in ("tau", "proj_hidden_dim", "proj_dim", "proj_depth"):
+        _positive(f"conmim.{key}", getattr(c, key))
+    if not 0.0 <= c.target_mom <= 1.0:
+        raise ConfigError(f"config key 'conmim.target_mom': must be in [0, 1], got {c.target_mom}")
+
+
+def _validate_ijepa(cfg: PretrainConfig) -> None:
+    from latentmim.masking.multiblock import (
+        MultiBlockMasker,  # the masker checks min_keep against the grid
+    )
+
+    j = cfg.ijepa
+    for key in ("enc_mask_scale", "pred_mask_scale", "aspect_ratio"):
+        value, capped = list(getattr(j, key)), key != "aspect_ratio"
+        if len(value) != 2 or not 0.0 < value[0] <= value[1] or (capped and value[1] > 1.0):
+            raise ConfigError(f"config key 'ijepa.{key}': must be [low, high] with 0 < low <= high"
+                              f"{' <= 1' if capped else ''}, got {value}")
+    for key in ("num_pred_masks", "pred_depth", "pred_emb_dim", "pred_num_heads"):
+        _positive(f"ijepa.{key}", getattr(j, key))
+    heads = j.pred_num_heads or cfg.num_heads or VIT_PRESETS[cfg.encoder].num_heads
+    if j.pred_emb_dim % heads or j.pred_emb_dim % 4:
+        raise ConfigError(f"config key 'ijepa.pred_emb_dim': {j.pred_emb_dim} must be divisible by the "
+                          f"predictor's {heads} heads and by 4")
+    if not 0.0 <= j.target_mom <= j.target_mom_end <= 1.0:
+        raise ConfigError(f"config keys 'ijepa.target_mom', 'ijepa.target_mom_end': need 0 <= start <= end <= 1, "
+                          f"got {j.target_mom}, {j.target_mom_end}")
+    try:
+        MultiBlockMasker(cfg.grid_size, ctx_scale=tuple(j.enc_mask_scale), trg_scale=tuple(j.pred_mask_scale),
+                         aspect=tuple(j.aspect_ratio), num_targets=j.num_pred_masks, min_keep=j.min_keep,
+                         allow_overlap=j.allow_overlap, reach_edges=j.reach_edges)
+    except ValueError as err:
+        raise ConfigError(f"config key 'ijepa.min_keep': {err}") from None
 
 
 def _validate_pcae(cfg: PretrainConfig, depth: int) -> None:

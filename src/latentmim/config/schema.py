@@ -48,6 +48,50 @@ class Data2VecConfig:
 
 
 @dataclass
+class SimMIMConfig:
+    """``method=simmim``: encoder on all tokens (hidden ones as a mask token), linear pixel head, L1."""
+
+    mask_patch: int = 2  # mask cell side in tokens (paper: 32-px mask patches / 16-px tokens); must divide grid_size
+    mask_ratio: float = 0.6  # fraction of mask cells hidden, rounded up (paper, ViT-B: 0.6)
+
+
+@dataclass
+class ConMIMConfig:
+    """``method=conmim``: masked image modeling with denoising contrast (Yi et al., ICLR 2023)."""
+
+    mask_frac: float = 0.3827  # hidden patches / N: 75 of 196 (BEiT blockwise masks, the authors' ViT-B setting)
+    min_block_frac: float = 0.0816  # smallest mask block / N: 16 of 196
+    min_aspect: float = 0.3  # block aspect ratios in [0.3, 1/0.3] (BEiT's generator)
+    tau: float = 0.1  # InfoNCE temperature of the denoising contrast
+    proj_hidden_dim: int = 4096  # projector hidden width
+    proj_dim: int = 256  # projector output width: the space of the contrast
+    proj_depth: int = 3  # Linear layers: BatchNorm + ReLU between, an affine-free BatchNorm last
+    perturb: str = "target"  # strong colour/grey/blur/solarize augmentation of: target (the paper: the momentum branch's full image) | online | both | none
+    target_mom: float = 0.996  # EMA momentum at step 0, cosine to 1.0 (the paper's slowly progressing target)
+
+
+@dataclass
+class IJEPAConfig:
+    """``method=ijepa``: I-JEPA (Assran et al., CVPR 2023); key names follow the authors' YAML."""
+
+    enc_mask_scale: list[float] = field(default_factory=lambda: [0.85, 1.0])  # context block area / N (paper)
+    pred_mask_scale: list[float] = field(default_factory=lambda: [0.15, 0.2])  # each target block's area / N (paper)
+    aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])  # target blocks' h/w (paper); the context is square
+    num_pred_masks: int = 4  # target blocks per image (paper: 4)
+    min_keep: int = 10  # a context keeps more than min_keep patches (authors, 14x14 grids); small grids need less
+    allow_overlap: bool = False  # targets are cut out of the context (paper: no overlap)
+    reach_edges: bool = False  # False = the authors' sampler (the last patch row and column are never in a block)
+    pred_depth: int = 12  # predictor blocks (released ViT-H/14 configs: 12)
+    pred_emb_dim: int = 384  # predictor width (every released config: 384): a narrow predictor
+    pred_num_heads: int | None = None  # None = the encoder's head count, as the authors
+    target_mom: float = 0.996  # EMA momentum at step 0; target_tau_frac wins when set
+    target_mom_end: float = 1.0  # EMA momentum at the end, reached linearly (the paper's ramp)
+    # The paper's ViT has no cls token. Here every method shares one encoder, whose cls token the
+    # evaluations and the export read too: True lets it attend during training as at evaluation.
+    use_cls: bool = True
+
+
+@dataclass
 class CollapseConfig:
     """The collapse guard: S(targets) or S(pred) staying near 1 means every token looks alike."""
 
@@ -101,7 +145,7 @@ class LogConfig:
 @dataclass
 class PretrainConfig:
     worker: str = "main_lmim"  # the authors' launcher key; only main_lmim exists
-    method: str = "lmim"  # lmim | mae | pcae | data2vec | supervised (the same ViT with labels: the ceiling)
+    method: str = "lmim"  # lmim | mae | pcae | data2vec | simmim | conmim | ijepa | supervised (the same ViT with labels: the ceiling)
 
     # --- encoder -----------------------------------------------------------------------
     encoder: str = "vit_base"  # vit_tiny | vit_small | vit_base | vit_large | vit_huge
@@ -145,10 +189,13 @@ class PretrainConfig:
     sim_init: float = 0.75  # similarity goal of the regulariser at step 0
     sim_end: float = 0.25  # similarity goal at the end (cosine in between)
 
-    # --- other methods (method=mae | pcae | data2vec) and the collapse guard -------------
+    # --- other methods (method=mae | pcae | data2vec | simmim | conmim | ijepa) and the collapse guard
     mae: MAEConfig = field(default_factory=MAEConfig)
     pcae: PCAEConfig = field(default_factory=PCAEConfig)
     data2vec: Data2VecConfig = field(default_factory=Data2VecConfig)
+    simmim: SimMIMConfig = field(default_factory=SimMIMConfig)
+    conmim: ConMIMConfig = field(default_factory=ConMIMConfig)
+    ijepa: IJEPAConfig = field(default_factory=IJEPAConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     # --- data --------------------------------------------------------------------------

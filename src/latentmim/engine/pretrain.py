@@ -29,7 +29,6 @@ from latentmim.engine.collapse import WATCHED, CollapseGuard, likely_cause
 from latentmim.engine.data import PretrainData, build_pretrain_data
 from latentmim.engine.resume_check import check_resume
 from latentmim.interop.init_from import init_weights
-from latentmim.methods.ema import ema_momentum
 from latentmim.methods.factory import build_model, target_momentum
 from latentmim.probing.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
 from latentmim.runtime.checkpoint import (
@@ -222,7 +221,7 @@ class Pretrainer:
         model.set_progress(progress)
         if first_micro:
             set_lr(self.optimizer, lr)
-            model.update_target(ema_momentum(self.target_mom0, progress))
+            model.update_target(model.momentum_at(self.target_mom0, progress))
         # Views of the whole global batch, then this rank's rows: DDP sees the single-process views.
         views = model.sample_views(imgs.shape[0] * world, _view_generator(cfg.env.seed, step))
         views = rank_views(views, self.dist.rank, world).to(self.device)

@@ -7,7 +7,7 @@ with the same calls, per micro-batch::
 
     model.set_progress(step / total_steps)        # fraction of the run in [0, 1]
     if first_micro_batch_of_the_optimizer_step:
-        model.update_target(momentum)             # EMA target (a no-op without one)
+        model.update_target(model.momentum_at(0.99, step / total_steps))  # EMA (no-op without one)
     views = model.sample_views(len(images), generator)   # or omit: drawn inside forward
     loss, metrics = model(images, views)          # images: (B, C, S, S) training crops
     loss.backward()
@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from latentmim.masking.views import ViewBatch, sample_views
+from latentmim.methods.ema import ema_momentum
 from latentmim.models.vit import ViTEncoder
 
 
@@ -88,6 +89,14 @@ class PretrainMethod(nn.Module):
                 self._generator = torch.Generator().manual_seed(self.seed)
             views = self.sample_views(imgs.shape[0], self._generator)
         return views.to(imgs.device)
+
+    def momentum_at(self, start: float, progress: float) -> float:
+        """The EMA momentum at ``progress`` (fraction of the run) of a schedule starting at ``start``.
+
+        The default is the library's cosine ramp to 1 (:func:`~latentmim.methods.ema.ema_momentum`);
+        a method whose paper prescribes another shape overrides it (I-JEPA: linear).
+        """
+        return ema_momentum(start, progress)
 
     def set_progress(self, progress: float) -> None:
         """Update schedules kept by the method; ``progress`` is the fraction of the run done.

@@ -9,21 +9,27 @@ from torch import nn
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import compose_config
 from latentmim.config.schema import PretrainConfig
+from latentmim.data.info import dataset_stats
 from latentmim.losses import build_latent_loss
+from latentmim.masking.multiblock import MultiBlockMasker
 from latentmim.masking.views import num_visible
 from latentmim.methods.base import PretrainMethod
+from latentmim.methods.conmim import ConMIM, ConMIMProjector
 from latentmim.methods.data2vec import Data2Vec
 from latentmim.methods.data2vec_decoder import ConvDecoder
 from latentmim.methods.ema import momentum_for_time_constant
+from latentmim.methods.ijepa import IJEPA
 from latentmim.methods.lmim import LatentMIM
 from latentmim.methods.mae import MAE
 from latentmim.methods.pcae import PCAE
+from latentmim.methods.simmim import SimMIM
 from latentmim.methods.supervised import Supervised
 from latentmim.methods.token_drop import drop_schedule
 from latentmim.models.decoder import CrossAttentionDecoder, SelfAttentionDecoder
 from latentmim.models.pos_embed import spacing_factor
+from latentmim.models.predictor import JEPAPredictor
 from latentmim.models.projector import Projector
-from latentmim.models.vit import ViTEncoder, build_encoder
+from latentmim.models.vit import VIT_PRESETS, ViTEncoder, build_encoder
 
 
 def encoder_from_config(cfg: PretrainConfig, in_chans: int) -> ViTEncoder:
@@ -105,18 +111,42 @@ def build_model(cfg: PretrainConfig, in_chans: int, num_classes: int = 10) -> Pr
         decoder = ConvDecoder(encoder.embed_dim, encoder.embed_dim, cfg.grid_size, cfg.decoder_embed_dim,
                               d.decoder_layers, d.decoder_kernel, d.decoder_groups)
         return Data2Vec(encoder, decoder, d.top_k, num_vis, cfg.patch_gap, seed)
+    if cfg.method == "simmim":
+        return SimMIM(encoder, cfg.simmim.mask_patch, cfg.simmim.mask_ratio, cfg.patch_gap, seed)
+    if cfg.method == "conmim":
+        c = cfg.conmim
+        mean, std = dataset_stats(cfg.dataset)  # the loader's normalisation: the perturbation works on [0, 1] pixels
+        projector = ConMIMProjector(encoder.embed_dim, c.proj_hidden_dim, c.proj_dim, c.proj_depth)
+        return ConMIM(encoder, projector, c.mask_frac, c.min_block_frac, c.min_aspect, c.tau, c.perturb,
+                      cfg.target_mode, mean, std, cfg.patch_gap, seed)
+    if cfg.method == "ijepa":
+        return _build_ijepa(cfg, encoder)
     return _build_lmim(cfg, encoder, num_vis)
 
 
 def target_momentum(cfg: PretrainConfig, total_steps: int | None = None) -> float:
-    """EMA momentum at step 0 (cosine to 1): PCAE has its own default (0.9999).
+    """EMA momentum at step 0; PCAE, ConMIM and I-JEPA have their papers' own defaults.
 
     With ``target_tau_frac`` the target's time constant is that fraction of the run's
     ``total_steps`` optimizer steps, so a short run lags its target as a long one does.
     """
     if cfg.target_tau_frac is not None and total_steps is not None:
         return momentum_for_time_constant(cfg.target_tau_frac * total_steps)
-    return cfg.pcae.target_mom if cfg.method == "pcae" else cfg.target_mom
+    own = {"pcae": cfg.pcae.target_mom, "conmim": cfg.conmim.target_mom, "ijepa": cfg.ijepa.target_mom}
+    return own.get(cfg.method, cfg.target_mom)
+
+
+def _build_ijepa(cfg: PretrainConfig, encoder: ViTEncoder) -> IJEPA:
+    """I-JEPA: the online encoder as context encoder, a narrow predictor, an EMA target encoder."""
+    j = cfg.ijepa
+    heads = j.pred_num_heads or cfg.num_heads or VIT_PRESETS[cfg.encoder].num_heads
+    predictor = JEPAPredictor(encoder.embed_dim, cfg.grid_size, pred_dim=j.pred_emb_dim, depth=j.pred_depth,
+                              num_heads=heads, pos_spacing=spacing_factor(cfg.pos_spacing, cfg.grid_size))
+    masker = MultiBlockMasker(cfg.grid_size, ctx_scale=tuple(j.enc_mask_scale), trg_scale=tuple(j.pred_mask_scale),
+                              aspect=tuple(j.aspect_ratio), num_targets=j.num_pred_masks, min_keep=j.min_keep,
+                              allow_overlap=j.allow_overlap, reach_edges=j.reach_edges)
+    return IJEPA(encoder, predictor, masker, cfg.patch_gap, momentum_end=j.target_mom_end,
+                 use_cls=j.use_cls, seed=cfg.env.seed)
 
 
 def _mae_decoder(cfg: PretrainConfig, in_dim: int, out_dim: int) -> SelfAttentionDecoder:
