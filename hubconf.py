@@ -9,7 +9,7 @@ MAE checkpoint.
 import sys
 from pathlib import Path
 
-dependencies = ["torch", "timm", "safetensors", "omegaconf", "hydra"]
+dependencies = ["torch", "timm", "safetensors", "omegaconf", "hydra", "yaml"]
 
 # A plain checkout keeps the package under src/ (torch.hub does not install it).
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
@@ -19,13 +19,14 @@ def encoder(path: str, num_heads: int | None = None, device: str = "cpu"):
     """A pre-trained Latent MIM ViT encoder in eval mode (a timm ``VisionTransformer``).
 
     Args:
-        path: checkpoint file or export folder.
+        path: a run folder, a checkpoint file or an export folder.
         num_heads: heads of a foreign encoder of non-standard width.
         device: where to put it.
 
     Returns:
-        The encoder: ``encoder(imgs)`` -> (B, D) cls features; the NN protocol's features are
-        ``latentmim.eval.features.encode_images(encoder, imgs)``.
+        The encoder: ``encoder(imgs)`` -> (B, D), the feature latentmim's NN numbers are scored on
+        (the mean of the patch tokens before the final norm); ``encoder.forward_features(imgs)``
+        -> all tokens.
     """
     from latentmim.interop.load import load_encoder
 

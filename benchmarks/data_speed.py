@@ -1,4 +1,4 @@
-"""Images/s of the pre-training data pipeline: ``augment=pil``, ``batch`` and ``tensor`` side by side.
+"""Images/s of the pre-training data pipeline, up to the tensor the training step receives.
 
     python benchmarks/data_speed.py                       # the demo config (synthetic, 40-px crops)
     python benchmarks/data_speed.py dataset=fashion_mnist # any pretrain overrides
@@ -6,10 +6,8 @@
 
 Builds the training loader of the config exactly as ``latentmim pretrain`` does (same dataset,
 sampler, seeded per-sample augmentation, ``env.workers``), renders/caches the images it will read
-first (so rendering is not timed), then times ``--batches`` batches per variant, each up to the
-tensor the training step receives (for ``augment=batch`` that includes the batched crop on the
-device, here the CPU), and prints the median images/s per batch and the ratios to ``pil``. The
-training step itself is not included (``benchmarks/throughput.py`` times that).
+first (so rendering is not timed), then times ``--batches`` batches and prints the median images/s
+per batch. The training step itself is not included (``benchmarks/throughput.py`` times that).
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ def time_loader(overrides: list[str], batches: int) -> tuple[float, int]:
     it = iter(data.loader)
     for _ in range(batches):
         t0 = time.perf_counter()
-        images = data.to_device(next(it)[0])
+        images = next(it)[0]
         rates.append(images.shape[0] / (time.perf_counter() - t0))
     return statistics.median(rates), cfg.batch_size
 
@@ -45,19 +43,12 @@ def time_loader(overrides: list[str], batches: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=30)
-    # The loader runs in the training process (env.workers=0) with torch's threads: the PIL path is
-    # per-sample Python and uses one, the batched crop of augment=batch uses them all.
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("overrides", nargs="*", help="pretrain key=value overrides (config 'demo')")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = {}
-    for aug in ("pil", "batch", "tensor"):
-        rate, bs = time_loader([*args.overrides, f"augment={aug}"], args.batches)
-        results[aug] = rate
-        print(f"augment={aug:<7} {rate:8.0f} img/s  (median of {args.batches} batches of {bs}, {args.threads} threads)")
-    for aug in ("batch", "tensor"):
-        print(f"{aug} / pil: {results[aug] / results['pil']:.2f}x")
+    rate, bs = time_loader(args.overrides, args.batches)
+    print(f"{rate:8.0f} img/s  (median of {args.batches} batches of {bs}, {args.threads} threads)")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def main() -> None:
         print(f"| ratio exact / bf16 | {ew / bw:.2f}x | {el / bl:.2f}x |")
         sets = {"Fashion-MNIST raw pixels (60k x 784 vs 10k)": fashion_mnist_pixels()}
         if args.features is not None:
-            sets[str(args.features)] = torch.load(args.features)
+            sets[str(args.features)] = torch.load(args.features, weights_only=True)
         for name, feats in sets.items():
             if feats is None:
                 print(f"agreement on {name}: skipped (not installed)")

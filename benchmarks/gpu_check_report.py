@@ -18,7 +18,8 @@ def _last_record(path: str) -> dict:
 
 def ours(path: str) -> str:
     r = _last_record(path)
-    mfu = f"MFU {r['mfu']:.1%}" if r.get("mfu") else "MFU n/a (no GPU peak)"
+    mfu = (f"MFU {r['mfu']:.1%} of {r['peak_tflops']:.0f} TFLOP/s ({r['device_name']})" if r.get("mfu")
+           else f"MFU n/a (no bf16 peak known for {r.get('device_name', 'this device')})")
     return (f"{r['img_per_s']:.1f} img/s, {r['gflop_per_img']:.3g} GFLOP/img, {mfu}, "
             f"peak {r['peak_mem_mb']:.0f} MiB")
 

@@ -1,6 +1,6 @@
 """Is a task learnable at a budget? Train a ViT from scratch *with labels* on cached synthetic images.
 
-The supervised ceiling for the small-scale recipes (docs/small_scale.md): if the same ViT trained
+The supervised ceiling for the small-scale recipes (docs/recipes.md#why-the-synthetic-task-looks-as-it-does): if the same ViT trained
 with labels for the same minutes is not far above raw pixels, no self-supervised method can look
 good at that budget. Images are rendered once and kept as a uint8 tensor (rendering costs as much
 as a training step); augmentation is a batched random-resized crop (area 0.35-1) + flip.
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> dict:
     knobs = f"radius={synthetic._MAIN_RADIUS}_bg={synthetic._BG_CONTRAST}_distractors={args.get('distractors', 2)}"
     cache = Path(args.get("cache", "/tmp/learnability_cache")) / f"{knobs}_{size}_{ntr}.pt"
     if cache.exists():
-        xtr, ytr, xva, yva = torch.load(cache)
+        xtr, ytr, xva, yva = torch.load(cache, weights_only=True)
     else:
         xtr, ytr = render("train", ntr, size)
         xva, yva = render("val", 2000, size)

@@ -1,4 +1,4 @@
-"""``benchmarks/data_speed.py``: the three augmentation paths side by side, with their ratios to pil."""
+"""``benchmarks/data_speed.py``: the training loader's images/s on a small config."""
 
 import re
 import subprocess
@@ -8,12 +8,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_data_speed_prints_every_path_and_the_ratios():
+def test_data_speed_prints_the_loaders_rate():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "data_speed.py"), "--batches", "3",
                            "synthetic.num_train=256", "batch_size=32"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rates = dict(re.findall(r"augment=(\w+)\s+(\d+) img/s", proc.stdout))
-    assert set(rates) == {"pil", "batch", "tensor"} and all(int(r) > 0 for r in rates.values()), proc.stdout
-    for aug in ("batch", "tensor"):
-        ratio = float(re.search(rf"{aug} / pil: ([\d.]+)x", proc.stdout).group(1))
-        assert abs(ratio - int(rates[aug]) / int(rates["pil"])) < 0.05
+    rate = re.search(r"(\d+) img/s  \(median of 3 batches of 32", proc.stdout)
+    assert rate is not None and int(rate.group(1)) > 0, proc.stdout

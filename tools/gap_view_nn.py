@@ -10,10 +10,10 @@ run's own NN-monitor images read both ways:
 * ``gapped``: the same images at G*(P+g) pixels, one patch per cell cut at the cell's centre.
 
 If a gap-trained encoder scores higher on the gapped reading, the evaluation's reading costs it
-accuracy that the gap-free encoder does not lose (docs/small_scale.md, the masking table).
+accuracy that the gap-free encoder does not lose (docs/recipes.md#why-a-patch-gap-of-2-px).
 
     python tools/gap_view_nn.py gap2=outputs/ablate_syn/masking/m90_gap \\
-        gap0=outputs/ablate_syn/masking/m90_gap0 --gap 2 --out outputs/s9/gap_view.json
+        gap0=outputs/ablate_syn/masking/m90_gap0 --gap 2 --out outputs/gap_view.json
 """
 
 from __future__ import annotations

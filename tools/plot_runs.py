@@ -6,7 +6,7 @@ Reads each run folder's ``eval.jsonl`` (one record per evaluated epoch: ``nn_loo
 drawn under that label, otherwise under its folder name; the first run (the reference) is drawn
 in black, thicker.
 
-    python tools/plot_runs.py outputs/s6/sweep/base lr=4e-3=outputs/s6/sweep/lr4e-3 \
+    python tools/plot_runs.py outputs/sweep/base lr=4e-3=outputs/sweep/lr4e-3 \
         --title "demo recipe, one setting changed" --out docs/img/demo_sweep.png
 """
 

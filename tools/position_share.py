@@ -1,6 +1,6 @@
 """How much of an encoder's patch tokens is position, and how much is the image.
 
-The demo's seeds split into two groups (docs/small_scale.md, section 11): in some runs the online
+The demo's seeds split into two groups (docs/recipes.md#why-a-learned-position-table): in some runs the online
 encoder's patch tokens keep the grid position, in others they lose most of it, and those runs end
 with a higher loss and a lower k-NN score. This tool measures it. For the run's NN-monitor val
 images (whole images, every patch visible, as the NN protocols read them), with tokens
@@ -12,7 +12,7 @@ images (whole images, every patch visible, as the NN protocols read them), with 
   feature) over the total token variance.
 
     python tools/position_share.py outputs/demo outputs/other_run/checkpoint_0005.pth
-    python tools/position_share.py fixed=outputs/s11/demo_batch_s0 learned=outputs/s12/pelearn_s0 --plot share.png
+    python tools/position_share.py fixed=outputs/demo_fixed_s0 learned=outputs/demo_learned_s0 --plot share.png
 
 With ``--plot`` the runs (folders, written ``LABEL=DIR`` to group them) are also drawn as position
 share against the run's final weighted 20-NN score (its ``eval.jsonl``), one colour per label.

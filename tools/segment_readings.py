@@ -12,7 +12,7 @@ grid cell's mean token over the images subtracted (the position part removed), a
 alone (the position part only).
 
     python tools/segment_readings.py colour --images 64 --size 64 --patch 8
-    python tools/segment_readings.py position outputs/s13/hl_pelearn/headline/lmim/checkpoint_latest.pth
+    python tools/segment_readings.py position outputs/headline/headline/lmim/checkpoint_latest.pth
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def colour_reading(num: int, size: int, patch: int, contrasts: list[float]) -> N
 
 
 def position_reading(checkpoint: str, num: int, size: int) -> None:
+    from latentmim.config.eval_schema import SegmentEvalConfig
     from latentmim.eval.dense.features import encoder_features, image_to_tensor
-    from latentmim.eval.dense.segment import SegmentEvalConfig, load_samples
+    from latentmim.eval.dense.segment import load_samples
     from latentmim.interop.load import load_pretrained
 
     loaded = load_pretrained(checkpoint)

@@ -7,8 +7,8 @@ baselines every folder carries (``raw_pixels``, ``random_init``) become rows of 
 over all folders. Prints a markdown table (x100, mean ± sample std) and, with ``--out``, draws
 grouped bars with the std as error bars.
 
-    python tools/segment_table.py "Latent MIM=outputs/s14/probe32/lmim,outputs/s14/probe32/lmim_s1" \
-        "MAE=outputs/s14/probe32/mae" --out docs/img/segment_probe.png
+    python tools/segment_table.py "Latent MIM=outputs/probe/lmim,outputs/probe/lmim_s1" \
+        "MAE=outputs/probe/mae" --out docs/img/segmentation_clustering_vs_probe.png
 """
 
 from __future__ import annotations

@@ -71,6 +71,6 @@ def test_knn_command_on_a_trained_checkpoint(tiny, capsys, tmp_path):
     assert main(["pretrain", *tiny, "epochs=1", "warmup_epochs=0"]) == 0
     ckpt = tmp_path / "demo" / "checkpoint_latest.pth"  # the demo config names the job
     capsys.readouterr()
-    assert main(["knn", f"checkpoint={ckpt}", "knn_k=5"]) == 0
+    assert main(["knn", f"checkpoint={ckpt}", "k=5", "workers=0", "progress=false"]) == 0  # = eval knn
     out = capsys.readouterr().out
-    assert '"nn_loo"' in out and '"knn5_top1"' in out
+    assert "| features | nn_loo | knn5_top1 | knn5_top5 |" in out and str(tmp_path / "demo" / "eval_knn") in out

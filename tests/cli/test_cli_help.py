@@ -10,10 +10,11 @@ import yaml
 
 from latentmim.ablate.plan import AblateOptions
 from latentmim.cli.export import ExportOptions
-from latentmim.cli.help import EVAL_SCHEMAS, eval_schema, named_configs
+from latentmim.cli.help import named_configs
 from latentmim.cli.main import main
 from latentmim.config.load import compose_config, to_yaml
 from latentmim.config.schema import PretrainConfig
+from latentmim.eval.suites import SUITES
 
 
 def leaf_fields(cls, prefix=""):
@@ -33,12 +34,11 @@ def help_lines(capsys, *args):
 
 
 SCHEMAS = [(("pretrain",), PretrainConfig), (("ablate",), AblateOptions), (("export",), ExportOptions)]
-SCHEMAS += [(("eval", suite), None) for suite in EVAL_SCHEMAS]
+SCHEMAS += [(("eval", name), suite.config) for name, suite in SUITES.items()] + [(("knn",), SUITES["knn"].config)]
 
 
 @pytest.mark.parametrize("args,cls", SCHEMAS, ids=lambda x: " ".join(x) if isinstance(x, tuple) else "")
 def test_help_names_every_schema_key_with_its_type(args, cls, capsys):
-    cls = cls or eval_schema(args[1])
     lines = help_lines(capsys, *args)
     for key, _f in leaf_fields(cls):
         assert key in lines, f"{' '.join(args)} --help lacks {key}"
@@ -107,6 +107,8 @@ def test_cfg_job_for_an_eval_suite_shows_what_the_checkpoint_resolves_to(capsys,
     parsed = yaml.safe_load(out)
     assert parsed["k"] == 5 and parsed["checkpoint"] == ckpt and parsed["dataset"] is None
     assert "#   dataset: synthetic" in out and f"#   synthetic_num_train: {run.synthetic.num_train}" in out
+    assert main(["knn", "--cfg", "job", f"checkpoint={ckpt}", "k=5"]) == 0  # latentmim knn = eval knn
+    assert capsys.readouterr().out == out
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -138,5 +140,7 @@ def test_bash_completion_offers_commands_suites_and_keys(tmp_path):
     assert complete("latentmim", "pretrain", "env.prec") == ["env.precision="]
     assert complete("latentmim", "eval", "fin") == ["finetune"]
     assert "token_drop=" in complete("latentmim", "eval", "finetune", "tok")
+    assert complete("latentmim", "knn", "tempe") == ["temperature="]  # knn completes eval knn's keys
+    assert "segment.clusters=" in complete("latentmim", "eval", "all", "segment.clu")
     assert complete("latentmim", "ablate", "budg") == ["budget_min="]
     assert set(complete("latentmim", "pretrain", "--config-name", "''")) == set(named_configs())

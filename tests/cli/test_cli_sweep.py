@@ -81,3 +81,36 @@ def test_failed_point_is_recorded_and_the_sweep_goes_on(tiny, tmp_path):
     assert main(["pretrain", "-m", *tiny, "epochs=1", "warmup_epochs=0", "job_name=sw", "lr=1e30,1e-3"]) == 0
     rows = {r["point"]: r for r in json.loads((Path(tmp_path) / "sw" / "summary.json").read_text())}
     assert rows["lr=1e+30"]["status"].startswith("failed") and rows["lr=0.001"]["status"] == "done"
+
+
+def test_expand_is_the_cartesian_product_in_command_line_order():
+    from latentmim.cli.sweep import expand
+
+    points, swept, fixed = expand(["lr=1e-3,2e-3", "epochs=2", "num_vis=range(3,6,2)", "+x=choice(a,b)"])
+    assert swept == ["lr", "num_vis", "x"] and fixed == ["epochs=2"]
+    assert points[0] == ["lr=0.001", "epochs=2", "num_vis=3", "+x=a"] and len(points) == 2 * 2 * 2
+    assert points[-1] == ["lr=0.002", "epochs=2", "num_vis=5", "+x=b"]
+    # quoted commas are one value; a key given twice keeps its place and its last value
+    assert expand(["name='a,b'", "lr=1,2"])[0] == [["name='a,b'", "lr=1"], ["name='a,b'", "lr=2"]]
+    assert expand(["lr=1", "wd=0", "lr=2,3"])[0] == [["lr=2", "wd=0"], ["lr=3", "wd=0"]]
+
+
+def test_expand_mistakes_are_one_line_config_errors():
+    import pytest
+
+    from latentmim.cli.sweep import expand
+    from latentmim.config.errors import ConfigError
+
+    for overrides, needle in [(["lr"], "expected key=value"), (["lr=interval(0,1)"], "interval sweeps"),
+                              (["lr=1,,2"], "sweep:"), (["job_name=a,b"], "'job_name' cannot be swept")]:
+        with pytest.raises(ConfigError, match=needle):
+            expand(overrides)
+
+
+def test_the_sweep_uses_only_hydras_public_api():
+    import ast
+
+    import latentmim.cli.sweep as sweep
+
+    modules = [n.module for n in ast.walk(ast.parse(Path(sweep.__file__).read_text())) if isinstance(n, ast.ImportFrom)]
+    assert modules and not [m for m in modules if m and "._" in m]

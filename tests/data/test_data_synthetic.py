@@ -135,7 +135,7 @@ def test_raw_pixel_knn_is_low_but_above_chance() -> None:
     train_x, train_y = _pixels_and_labels(SyntheticShapes("train", 2000, image_size=32))
     val_x, val_y = _pixels_and_labels(SyntheticShapes("val", 1000, image_size=32))
     acc = _knn_accuracy(train_x, train_y, val_x, val_y, k=20)
-    # Measured 0.245 (0.199 with the smaller objects before session 4); chance is 0.10 (std ~0.01 on 1000 images).
+    # Measured 0.245 (0.199 with smaller main objects); chance is 0.10 (std ~0.01 on 1000 images).
     assert 0.13 < acc < 0.35
 
 

@@ -134,3 +134,15 @@ def test_fsdp_resumes_a_plain_checkpoint_and_writes_one_that_loads_without_it(si
         assert int(opt[i]["step"]) == int(ref_opt[i]["step"]) == 6
     assert torch.allclose(_features(out / "single" / "checkpoint_latest.pth"),
                           _features(fsdp / "checkpoint_latest.pth"), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_fsdp_trains_from_scratch_with_the_baselines_on(tmp_path):
+    # The baselines score the initial encoder; under FSDP its blocks cannot run before the root's
+    # first forward, so they are scored before the model is sharded (the demo's default is on).
+    assert main(["pretrain", *COMMON, *DDP, "env.fsdp=True", "baselines=true", "epochs=1",
+                 f"output_dir={tmp_path}", "job_name=fsdp_new"]) == 0
+    results = json.loads((tmp_path / "fsdp_new" / "results.json").read_text())
+    assert {"random_init", "raw_pixels", "trained"} <= set(results)
+    single = json.loads((tmp_path / "fsdp_new" / "baselines.json").read_text())
+    assert single["baselines"]["raw_pixels"] == results["raw_pixels"]

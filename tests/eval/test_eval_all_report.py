@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from latentmim.cli.main import main
+from latentmim.config.errors import ConfigError
+from latentmim.config.eval_load import parse_eval_config
+from latentmim.config.eval_schema import AllEvalConfig
 from latentmim.config.load import compose_config
-from latentmim.eval.compare import checkpoint_names, split_suite_args
+from latentmim.eval.compare import checkpoint_names
 
 
-def test_suite_keys_are_routed_and_labels_are_unique() -> None:
-    main_args, optional = split_suite_args(["checkpoint=a", "knn.k=5", "segment.num_images=2", "video.topk=3",
-                                            "segment=1"])
-    assert main_args == ["checkpoint=a", "knn.k=5", "segment=1"]
-    assert optional == {"segment": ["num_images=2"], "video": ["topk=3"]}
+def test_suite_keys_are_nested_and_labels_are_unique() -> None:
+    cfg = parse_eval_config(AllEvalConfig, ["checkpoint=a", "knn.k=5", "segment.num_images=2", "video.topk=3",
+                                            "segment.clusters=2,3"])
+    assert (cfg.knn.k, cfg.segment.num_images, cfg.video.topk, cfg.segment.clusters) == (5, 2, 3, [2, 3])
+    with pytest.raises(ConfigError, match="config key 'segment.clusters': need cluster counts >= 2"):
+        parse_eval_config(AllEvalConfig, ["checkpoint=a", "segment.clusters=1"])
+    with pytest.raises(ConfigError, match="config key 'dataset': 'cifar10' has no videos; give video.davis_root"):
+        parse_eval_config(AllEvalConfig, ["checkpoint=a", "suites=video", "dataset=cifar10"])
+    parse_eval_config(AllEvalConfig, ["checkpoint=a", "dataset=cifar10"])  # auto runs video on DAVIS only
     assert checkpoint_names(["r1/a/ckpt.pth", "init:r1/a/ckpt.pth", "r2/a/ckpt.pth"], []) == ["a", "a (init)", "a-2"]
     assert checkpoint_names(["x.pth", "y.pth"], ["one", "two"]) == ["one", "two"]
 
@@ -33,12 +39,11 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_two_checkpoints_one_report(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    suites = "knn,fewshot" + (",segment" if importlib.util.find_spec("latentmim.eval.dense.segment") else "")
+    suites = "knn,fewshot,segment"
     out = tmp_path / "report"
     argv = ["eval", "all", f"checkpoint={ckpt},init:{ckpt}", f"suites={suites}", "knn.k=5", "fewshot.shots=1,2",
             "fewshot.seeds=1,2", "workers=0", "progress=false", f"output_dir={out}"]
-    if "segment" in suites:
-        argv += ["segment.num_images=1", "segment.tsne=false"]
+    argv += ["segment.num_images=1", "segment.tsne=false"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| run |" in printed and "| run (init) |" in printed
@@ -50,8 +55,7 @@ def test_two_checkpoints_one_report(ckpt: Path, tmp_path: Path, capsys: pytest.C
         assert report["table"][name]["nn_loo"] == knn["scores"]["nn_loo"]
         fewshot = json.loads((out / name / "fewshot" / "results.json").read_text())
         assert report["table"][name]["synthetic_2shot"] == fewshot["datasets"]["synthetic"]["shots"]["2"]["mean"]
-    if "segment" in suites:
-        assert "segment_miou_best_k" in report["table"]["run"]
+    assert "segment_miou_best_k" in report["table"]["run"]
     for png in ("comparison.png", "fewshot.png"):
         assert (out / png).stat().st_size > 1000
 

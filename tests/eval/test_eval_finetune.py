@@ -104,7 +104,7 @@ def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _args(ckpt: Path, out: Path, *extra: str) -> list[str]:
     return [f"checkpoint={ckpt}", f"output_dir={out}", "epochs=2", "warmup_epochs=1", "batch_size=8", "workers=0",
-            "progress=false", "eval_freq=1", "token_drop=0.25", "token_drop_after=0", "ckpt_steps=4",
+            "progress=false", "eval_freq=1", "token_drop=0.25", "token_drop_blocks=[0]", "ckpt_steps=4",
             "throughput_batches=1", *extra]
 
 
@@ -146,6 +146,6 @@ def test_finetune_runs_resumes_exactly_and_saves_a_timm_checkpoint(untrained_che
 
 
 def test_bad_token_drop_block_is_a_config_error(untrained_checkpoint: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="token_drop_after"):
+    with pytest.raises(ConfigError, match="token_drop_blocks"):
         run_finetune_eval(parse_eval_config(FinetuneEvalConfig, _args(untrained_checkpoint, tmp_path,
-                                                                      "token_drop_after=5")))
+                                                                      "token_drop_blocks=[5]")))

@@ -112,7 +112,7 @@ def encoder_scores(encoder: ViTEncoder, cfg: PretrainConfig, data: PretrainData,
 
     train_f, train_y = extract_features(encode, data.nn_train, device, progress, "ablate: train features").readable()
     val_f, val_y = extract_features(encode, data.nn_val, device, progress, "ablate: val features").readable()
-    knn = weighted_knn_accuracy(train_f[:, :d], train_y, val_f[:, :d], val_y, data.info.num_classes,
+    knn = weighted_knn_accuracy(train_f[:, :d], train_y, val_f[:, :d], val_y, data.nn_classes,
                                 k=cfg.knn_k, temperature=cfg.knn_t, topk=(1,))
     return {
         "nn": loo_1nn_accuracy(val_f[:, :d], val_y),
@@ -172,7 +172,7 @@ def evaluate_raw_pixels(cfg: PretrainConfig, progress: bool = True) -> dict[str,
     data = build_pretrain_data(cfg, device)
     train_f, train_y = extract_features(raw_pixel_features, data.nn_train, device, progress, "ablate: train pixels").readable()
     val_f, val_y = extract_features(raw_pixel_features, data.nn_val, device, progress, "ablate: val pixels").readable()
-    knn = weighted_knn_accuracy(train_f, train_y, val_f, val_y, data.info.num_classes,
+    knn = weighted_knn_accuracy(train_f, train_y, val_f, val_y, data.nn_classes,
                                 k=cfg.knn_k, temperature=cfg.knn_t, topk=(1,))
     return {"nn": loo_1nn_accuracy(val_f, val_y), "knn": knn["top1"],
             "lp": logreg_probe_accuracy(train_f, train_y, val_f, val_y)}

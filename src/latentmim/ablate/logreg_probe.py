@@ -1,6 +1,6 @@
 """A minimal linear probe on cached features: scikit-learn logistic regression.
 
-This is the "fast variant on cached features" of METHOD.md §4 (no augmentation, frozen features
+This is the "fast variant on cached features" of docs/method.md#linear-probe (no augmentation, frozen features
 extracted once), used by the ablation tables. It is *not* the MAE linear-probing protocol
 (BatchNorm + linear head trained with LARS for 90 epochs on augmented crops); numbers from the
 two are not interchangeable, and the tables name the column "LP (logreg)".
@@ -9,9 +9,6 @@ two are not interchangeable, and the tables name the column "LP (logreg)".
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 
@@ -29,6 +26,11 @@ def logreg_probe_accuracy(
     Returns:
         accuracy on the validation set in percent.
     """
+    # scikit-learn (the [eval] extra) is imported when a probe is fitted.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     # Standardising first makes one C fit encoders whose features have very different scales.
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
     clf.fit(train_x.double().numpy(), train_y.numpy())

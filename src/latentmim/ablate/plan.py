@@ -152,7 +152,7 @@ def measure_seconds_per_epoch(cfg: PretrainConfig, steps: int) -> float:
         if i == 1:  # the first step pays for worker start-up and lazy initialisation
             t0 = time.perf_counter()
         imgs, labels = next(batches)[:2]
-        trainer.train_step(trainer.data.to_device(imgs), i, 0.5, labels=labels.to(device))
+        trainer.train_step(imgs.to(device), i, 0.5, labels=labels.to(device))
     if device.type == "cuda":
         torch.cuda.synchronize()
     train_s = (time.perf_counter() - t0) / max(steps, 1) * trainer.batches_per_epoch

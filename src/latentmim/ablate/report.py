@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt  # noqa: E402
-
-from latentmim.ablate.plan import Plan  # noqa: E402
-from latentmim.ablate.tables import Ordering, Row, Table  # noqa: E402
+from latentmim.ablate.plan import Plan
+from latentmim.ablate.tables import Ordering, Row, Table
+from latentmim.runtime.logger import pyplot
 
 # Measured columns: (header, key in a row's results, format).
 MEASURED = (
@@ -133,6 +129,7 @@ def plot_nn_against_time(table: Table, results: dict[str, dict[str, Any]], path:
     Every row starts from the same seeded encoder, so with a measured random-init reference
     each curve starts at (0, its NN).
     """
+    plt = pyplot()  # matplotlib (the [eval] extra), imported when a figure is drawn
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     start = results.get("random_init", {}).get("nn")
     for row in rows if rows is not None else table.rows:

@@ -155,7 +155,7 @@ TABLES: dict[str, Table] = {
     "decoder": Table(
         "decoder", "Decoder design",
         # the masking table's best row: 0.9 of 196 patches in the paper, the scale's {mask} (0.75 on
-        # the demo scale's 16 patches, where 0.9 leaves 2 visible: docs/small_scale.md, section 5)
+        # the demo scale's 16 patches, where 0.9 leaves 2 visible: docs/recipes.md#why-4-of-16-patches-visible)
         tuple([*_LMIM_BASE, "loss=infonce_patches", "mask_ratio={mask}", "patch_gap={gap}", "avg_sim_coeff=0.1"]),
         (
             _row("self_none", "Self-attn / none / 3", ["decoder_type=self", "proj.mlp_depth=0"], NN=56.8, LP=72.9, Ft=88.5),

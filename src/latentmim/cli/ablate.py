@@ -25,6 +25,7 @@ from latentmim.ablate.plan import AblateOptions
 from latentmim.ablate.scales import SCALES
 from latentmim.ablate.tables import TABLES
 from latentmim.config.errors import ConfigError
+from latentmim.config.extras import require_all
 
 USAGE = """usage: latentmim ablate TABLE [option=value ...] [config key=value ...]
        latentmim ablate list
@@ -110,6 +111,10 @@ def run(args: list[str]) -> int:
         raise ConfigError(f"ablate {name}: option 'segment_probe_images' must be >= 0, got {opts.segment_probe_images}")
     if opts.segment_probe_images and not opts.segment_images:
         raise ConfigError(f"ablate {name}: option 'segment_probe_images' needs segment_images > 0 (its val images)")
+    # Every table has an LP (logreg) column (scikit-learn) and an NN-vs-time figure (matplotlib);
+    # segment_images adds the segmentation suite (SciPy).
+    needs = ("sklearn", "matplotlib", *(("scipy",) if opts.segment_images else ()))
+    require_all(needs, "eval", f"ablate {name}")
     from latentmim.ablate.runner import run_table  # the training stack, only when running
 
     out = run_table(name, opts, overrides)

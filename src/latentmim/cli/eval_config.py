@@ -9,47 +9,30 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from latentmim.cli.help import eval_schema
 from latentmim.config.errors import ConfigError
 from latentmim.config.eval_load import parse_eval_config
 from latentmim.data.errors import DataError
+from latentmim.eval.suites import Suite
 
 
-def parsed_eval_config(suite: str, args: list[str]) -> object:
-    """The validated configuration object of ``latentmim eval SUITE args``."""
-    if suite == "all":
-        from latentmim.eval.compare import split_suite_args
-
-        args = split_suite_args(list(args))[0]
-    cfg = parse_eval_config(eval_schema(suite), args)
-    if suite == "segment":
-        from latentmim.eval.dense.segment import validate_segment
-
-        validate_segment(cfg)  # type: ignore[arg-type]
-    if suite == "video":
-        from latentmim.eval.dense.video import validate_video
-
-        validate_video(cfg)  # type: ignore[arg-type]
-    return cfg
-
-
-def print_eval_config(suite: str, args: list[str]) -> int:
-    cfg = parsed_eval_config(suite, args)
+def print_eval_config(suite: Suite, args: list[str]) -> int:
+    """Print ``latentmim eval SUITE args``'s configuration; returns the exit code (0)."""
+    cfg = parse_eval_config(suite.config, args)
     print(OmegaConf.to_yaml(OmegaConf.structured(cfg)), end="")
-    if suite == "all":
+    if suite.options is None:  # eval all: several checkpoints, each resolved by its own suites
         return 0
     from latentmim.eval.data import resolve_data
     from latentmim.eval.session import resolve_precision
     from latentmim.interop.load import load_pretrained
 
     try:
-        loaded = load_pretrained(cfg.checkpoint)  # type: ignore[attr-defined]
+        loaded = load_pretrained(cfg.checkpoint)
         spec = resolve_data(cfg, loaded)
     except (ConfigError, DataError) as err:
         print(f"# not resolved from the checkpoint: {err}")
         return 0
-    print(f"# resolved from checkpoint {cfg.checkpoint}:")  # type: ignore[attr-defined]
+    print(f"# resolved from checkpoint {cfg.checkpoint}:")
     for key, value in vars(spec).items():
         print(f"#   {key}: {value}")
-    print(f"#   precision: {resolve_precision(cfg.precision, loaded)}")  # type: ignore[attr-defined]
+    print(f"#   precision: {resolve_precision(cfg.precision, loaded)}")
     return 0

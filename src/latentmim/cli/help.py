@@ -7,24 +7,14 @@ schema adds it to ``--help`` and to shell completion with nothing else to edit.
 
 from __future__ import annotations
 
-import importlib
 import importlib.resources
 from collections.abc import Callable
 
 from latentmim.config.describe import Group, all_keys, describe, format_groups
+from latentmim.config.extras import PACKAGES
+from latentmim.eval.suites import EXTRA, SUITES
 
 HELP_FLAGS = ("-h", "--help")
-
-# eval suite -> (module, configuration class) of its schema; imported only when asked for.
-EVAL_SCHEMAS: dict[str, tuple[str, str]] = {
-    "knn": ("latentmim.config.eval_schema", "KnnEvalConfig"),
-    "linear": ("latentmim.config.eval_schema", "LinearEvalConfig"),
-    "finetune": ("latentmim.config.eval_schema", "FinetuneEvalConfig"),
-    "fewshot": ("latentmim.config.eval_schema", "FewshotEvalConfig"),
-    "segment": ("latentmim.eval.dense.segment", "SegmentEvalConfig"),
-    "video": ("latentmim.eval.dense.video", "VideoEvalConfig"),
-    "all": ("latentmim.config.eval_schema", "AllEvalConfig"),
-}
 
 
 def wants_help(args: list[str]) -> bool:
@@ -44,11 +34,6 @@ def named_configs() -> dict[str, str]:
             text = " ".join(head)
             out[entry.name[: -len(".yaml")]] = text.split(". ")[0].rstrip(".")
     return out
-
-
-def eval_schema(suite: str) -> type:
-    module, name = EVAL_SCHEMAS[suite]
-    return getattr(importlib.import_module(module), name)
 
 
 def pretrain_groups(config_name: str = "demo") -> list[Group]:
@@ -72,29 +57,24 @@ def pretrain_help(config_name: str = "demo") -> str:
     )
 
 
-def knn_help() -> str:
-    return ("usage: latentmim knn checkpoint=PATH [key=value ...]\n\n"
-            "The pre-training NN monitor on a checkpoint; other keys override the checkpoint's "
-            "pre-training config:\n  checkpoint  str  (required)  a latentmim checkpoint\n\n"
-            + format_groups(pretrain_groups("lmim")))
-
-
 def eval_help(suite: str) -> str:
-    groups = describe(eval_schema(suite), default_title=f"{suite} options")
-    if suite == "all":  # segment.* / video.* are parsed by their own suites
-        for name in ("segment", "video"):
-            module, cls = EVAL_SCHEMAS[name]
-            opts = getattr(importlib.import_module(module), cls.replace("EvalConfig", "Options"))
-            groups += [Group(f"{name}.* (its own suite's options)", tuple(k for g in describe(opts, prefix=f"{name}.")
-                                                                        for k in g.keys))]
-    return (f"usage: latentmim eval {suite} checkpoint=PATH [--cfg job] [key=value ...]\n\n"
+    """``latentmim eval SUITE --help``: the suite's keys (``eval all``: with every suite's, nested)."""
+    entry = SUITES[suite]
+    alias = "\n       latentmim knn ...   (the same command)" if suite == "knn" else ""
+    needs = (f"needs {', '.join(PACKAGES[m] for m in entry.needs)}: pip install 'latentmim[{EXTRA}]'\n"
+             if entry.needs else "")
+    return (f"usage: latentmim eval {suite} checkpoint=PATH [--cfg job] [key=value ...]{alias}\n\n"
+            f"{entry.summary}\n{needs}"
             "  --cfg job   print the parsed configuration (and what it inherits from the checkpoint) and exit\n"
-            "null dataset settings inherit the checkpoint's pre-training data.\n\n" + format_groups(groups))
+            "null dataset settings inherit the checkpoint's pre-training data.\n\n"
+            + format_groups(describe(entry.config, default_title=f"{suite} options")))
 
 
 def eval_index() -> str:
-    return ("usage: latentmim eval SUITE checkpoint=PATH [key=value ...]\n\nsuites: "
-            + ", ".join(EVAL_SCHEMAS) + "\n'latentmim eval SUITE --help' lists every key of a suite.")
+    """``latentmim eval --help``: the suites, one line each."""
+    suites = "\n".join(f"  {s.name:<9} {s.summary}" for s in SUITES.values())
+    return ("usage: latentmim eval SUITE checkpoint=PATH [key=value ...]\n\n"
+            f"suites:\n{suites}\n\n'latentmim eval SUITE --help' lists every key of a suite.")
 
 
 def ablate_help() -> str:
@@ -118,7 +98,6 @@ def export_help() -> str:
 
 
 HELP: dict[str, Callable[[], str]] = {
-    "knn": knn_help,
     "ablate": ablate_help,
     "export": export_help,
 }
@@ -128,10 +107,12 @@ def command_keys(command: str, suite: str | None = None) -> list[str]:
     """Every key a command accepts (for completion and for tests)."""
     from latentmim.config.schema import PretrainConfig
 
-    if command in ("pretrain", "knn"):
-        return (["checkpoint"] if command == "knn" else []) + all_keys(PretrainConfig)
+    if command == "pretrain":
+        return all_keys(PretrainConfig)
+    if command == "knn":  # = eval knn
+        return all_keys(SUITES["knn"].config)
     if command == "eval" and suite:
-        return all_keys(eval_schema(suite))
+        return all_keys(SUITES[suite].config)
     if command == "ablate":
         from latentmim.ablate.plan import AblateOptions
 

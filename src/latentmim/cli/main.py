@@ -19,7 +19,7 @@ USAGE = """usage: latentmim COMMAND [--config-name NAME] [--cfg job] [-m] [key=v
 
 commands:
   pretrain   pre-train (default config: demo; --config-name lmim = the paper's run; method=lmim|mae|pcae|data2vec)
-  knn        NN monitor on a checkpoint: latentmim knn checkpoint=PATH [key=value ...]
+  knn        k-NN accuracy of a checkpoint (the same as 'latentmim eval knn'): latentmim knn checkpoint=PATH
   eval       evaluations: latentmim eval knn|linear|finetune|fewshot|segment|video|all checkpoint=PATH ...
   ablate     reproduce a table of the paper at small scale: latentmim ablate TABLE [key=value ...]
   export     timm / Hugging Face style export: latentmim export checkpoint=PATH output=DIR
@@ -32,10 +32,6 @@ examples:
   latentmim pretrain -m lr=5e-4,1e-3 num_vis=8,12  # 4 runs, one after another, plus a summary table
   latentmim knn checkpoint=outputs/demo/checkpoint_latest.pth
 """
-
-
-# Commands living in their own module, each exposing ``run(args: list[str]) -> int``.
-OPTIONAL_COMMANDS = {"ablate": "latentmim.cli.ablate", "export": "latentmim.cli.export"}
 
 
 CFG_MODES = ("job", "all")  # Hydra's --cfg values that describe the job (there is no hydra section)
@@ -97,10 +93,11 @@ def run_command(command: str, args: Sequence[str]) -> int:
     flags = parse_flags(args)
     if flags.multirun:
         raise ConfigError(f"-m/--multirun: only 'latentmim pretrain' sweeps, not '{command}'")
-    if command == "eval":
+    if command in ("eval", "knn"):  # knn: an alias of eval knn
         from latentmim.cli.eval import eval_command
 
-        return eval_command(flags.rest, show_help=flags.help, cfg_mode=flags.cfg)
+        rest = flags.rest if command == "eval" else ["knn", *flags.rest]
+        return eval_command(rest, show_help=flags.help, cfg_mode=flags.cfg)
     if flags.help:
         from latentmim.cli.help import HELP
 
@@ -109,20 +106,14 @@ def run_command(command: str, args: Sequence[str]) -> int:
             return 0
     if flags.cfg:
         raise ConfigError(f"--cfg: '{command}' has no configuration to print; try pretrain or eval SUITE")
-    if command == "knn":
-        from latentmim.cli.knn import knn_command
+    if command == "ablate":
+        from latentmim.cli.ablate import run as run_ablate
 
-        return knn_command(list(args))
-    if command in OPTIONAL_COMMANDS:
-        import importlib
+        return run_ablate(list(args))
+    if command == "export":
+        from latentmim.cli.export import run as run_export
 
-        try:
-            module = importlib.import_module(OPTIONAL_COMMANDS[command])
-        except ModuleNotFoundError as err:
-            if err.name == OPTIONAL_COMMANDS[command]:
-                raise ConfigError(f"command '{command}' is not available in this version") from None
-            raise
-        return module.run(list(args))
+        return run_export(list(args))
     raise ConfigError(f"unknown command '{command}'; run 'latentmim --help'")
 
 

@@ -6,8 +6,31 @@ import sys
 from typing import Any
 
 from latentmim.config.errors import ConfigError
+from latentmim.config.extras import require
 from latentmim.config.load import compose_config, to_yaml
 from latentmim.config.schema import PretrainConfig
+
+# Logging outputs on by default whose package comes with an extra: key -> (import name, extra).
+OPTIONAL_OUTPUTS = {"log.tensorboard": ("tensorboard", "tensorboard"), "log.curves": ("matplotlib", "viz")}
+TRUE_WORDS = ("true", "yes", "on", "1")
+
+
+def check_logging(overrides: list[str]) -> None:
+    """Fail before training when the command line turns on an output whose package is missing.
+
+    ``log.tensorboard`` and ``log.curves`` are on by default; left at their default, a missing
+    package is one notice during the run (:mod:`latentmim.runtime.logger`). Asked for by name
+    (``log.tensorboard=true``, or among a sweep's values) it is an error, before anything runs.
+
+    Raises:
+        ConfigError: e.g. ``log.tensorboard=true needs TensorBoard: pip install 'latentmim[tensorboard]'``.
+    """
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key in OPTIONAL_OUTPUTS and any(v.strip().lower() in TRUE_WORDS for v in value.split(",")):
+            module, extra = OPTIONAL_OUTPUTS[key]
+            require(module, extra, f"{key}=true")
 
 
 def preflight(cfg: PretrainConfig) -> None:
@@ -43,6 +66,8 @@ def pretrain_command(config_name: str, overrides: list[str], cfg_mode: str | Non
     """``latentmim pretrain``: one run, ``--cfg job`` (print, no training) or ``-m`` (a sweep)."""
     from latentmim.training.errors import NonFiniteLoss
 
+    if not cfg_mode:  # printing the config needs no logging package
+        check_logging(overrides)
     if multirun:
         if cfg_mode:
             raise ConfigError("--cfg: print one point's configuration without -m (e.g. with its values)")

@@ -1,7 +1,7 @@
 """``latentmim pretrain -m key=a,b other=x,y``: Hydra basic-sweeper multirun, resumable point by point.
 
-The sweep grammar is Hydra's (``a,b``, ``range(1,4)``, ``choice(...)``, ``glob(...)``): its override
-parser and :class:`BasicSweeper` expand the command line into the cartesian product of points.
+The sweep grammar is Hydra's (``a,b``, ``range(1,4)``, ``choice(...)``, ``glob(...)``): its public
+override parser reads the command line, which expands into the cartesian product of points.
 Each point is an ordinary run in ``<output_dir>/<job_name>/<key=value,...>/``; the sweep folder
 (``<output_dir>/<job_name>``) holds ``sweep.json`` (the points) and ``summary.md`` /
 ``summary.json`` (swept keys, NN, k-NN, minutes, status), rewritten after every point.
@@ -13,6 +13,7 @@ A point whose loss turns non-finite is recorded as failed and the sweep goes on.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -29,13 +30,17 @@ SUMMARY = "summary.md"
 
 
 def expand(overrides: list[str]) -> tuple[list[list[str]], list[str], list[str]]:
-    """The sweep's points (full override lists), the swept keys and the fixed (unswept) overrides,
-    through Hydra's basic sweeper.
+    """The sweep's points (full override lists), the swept keys and the fixed (unswept) overrides.
+
+    Hydra's override parser (its public grammar: ``a,b``, ``range(1,4)``, ``choice(...)``,
+    ``glob(...)``) reads the command line; the points are the cartesian product of the swept
+    values, in command-line order, as Hydra's basic sweeper orders them. A key given twice keeps
+    its first position and its last value.
 
     Raises:
-        ConfigError: an override Hydra cannot parse, or a sweep over a reserved key.
+        ConfigError: an override Hydra cannot parse, an ``interval(...)`` sweep (it needs an
+            optimiser, not a grid), or a sweep over a reserved key.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -44,7 +49,14 @@ def expand(overrides: list[str]) -> tuple[list[list[str]], list[str], list[str]]
         raise ConfigError(f"expected key=value overrides, got '{bad[0]}'")
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-        batches = BasicSweeper.split_arguments(parsed, None)
+        choices: dict[str, list[str]] = {}  # key -> its "key=value" words, in command-line order
+        for o in parsed:
+            key = o.get_key_element()
+            if o.is_sweep_override() and not o.is_discrete_sweep():
+                raise ConfigError(f"sweep: '{o.input_line}': interval sweeps need an optimiser; "
+                                  "give values (a,b,c) or range(start,stop,step)")
+            values = o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]
+            choices[key] = [f"{key}={v}" for v in values]
     except HydraException as err:
         raise ConfigError(f"sweep: {str(err).strip().splitlines()[0]}") from None
     swept = [o.key_or_group for o in parsed if o.is_sweep_override()]
@@ -52,7 +64,7 @@ def expand(overrides: list[str]) -> tuple[list[list[str]], list[str], list[str]]
         if key in RESERVED:
             raise ConfigError(f"sweep: '{key}' cannot be swept; each point sets it (choose output_dir/job_name once)")
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    return [list(point) for batch in batches for point in batch], swept, fixed
+    return [list(point) for point in itertools.product(*choices.values())], swept, fixed
 
 
 def point_label(point: list[str], swept: list[str]) -> str:

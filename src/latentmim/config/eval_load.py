@@ -19,13 +19,18 @@ from omegaconf.errors import OmegaConfBaseException
 from latentmim.config.describe import all_keys
 from latentmim.config.errors import ConfigError
 from latentmim.config.eval_schema import (
+    DENSE_FEATURES,
+    PE_MODES,
     TRANSFER_DATASETS,
+    VIDEO_DATASETS,
     AllEvalConfig,
     EvalCommon,
     FewshotOptions,
     FinetuneOptions,
     KnnOptions,
     LinearOptions,
+    SegmentOptions,
+    VideoOptions,
 )
 from latentmim.config.load import DATASETS
 
@@ -36,7 +41,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 PROTOCOLS = ("both", "loo", "weighted")
 SEARCH_MODES = ("auto", "exact", "bf16")  # neighbour searches of probing.knn.top_similar
 LINEAR_MODES = ("augment", "cached")
-SUITES = ("auto", "knn", "linear", "finetune", "fewshot", "segment", "video")
+# What ``eval all suites=`` accepts: auto, or any suite whose options it nests (knn.*, linear.*, ...).
+SUITES = ("auto", *(name for name, kind in typing.get_type_hints(AllEvalConfig).items()
+                    if dataclasses.is_dataclass(kind) and name not in typing.get_type_hints(EvalCommon)))
 
 
 def _list_keys(cls: type, prefix: str = "") -> set[str]:
@@ -173,7 +180,8 @@ def _validate_finetune(o: FinetuneOptions, p: str) -> None:
     _at_least(f"{p}blr", o.blr, 0.0, strict=True)
     _at_least(f"{p}lr", o.lr, 0.0, strict=True)
     _at_least(f"{p}clip_grad", o.clip_grad, 0.0, strict=True)
-    _at_least(f"{p}token_drop_after", o.token_drop_after, 0)
+    if o.token_drop_blocks is not None and (not o.token_drop_blocks or min(o.token_drop_blocks) < 0):
+        raise ConfigError(f"config key '{p}token_drop_blocks': {o.token_drop_blocks} must be a non-empty list of blocks >= 0")
     for key in ("mixup_prob", "mixup_switch_prob", "reprob", "drop_path"):
         _fraction(f"{p}{key}", getattr(o, key))
     _fraction(f"{p}smoothing", o.smoothing, high_open=True)
@@ -206,6 +214,34 @@ def _validate_fewshot(o: FewshotOptions, p: str) -> None:
     _at_least(f"{p}batch_size", o.batch_size, 1)
 
 
+def _validate_segment(o: SegmentOptions, p: str) -> None:
+    if not o.clusters or min(o.clusters) < 2:
+        raise ConfigError(f"config key '{p}clusters': need cluster counts >= 2, got {list(o.clusters)}")
+    _at_least(f"{p}num_images", o.num_images, 1)
+    _choice(f"{p}feature", o.feature, DENSE_FEATURES)
+    _choice(f"{p}pe_mode", o.pe_mode, PE_MODES)
+    _at_least(f"{p}input_size", o.input_size, 0, strict=True)
+    _at_least(f"{p}figures", o.figures, 0)
+    _at_least(f"{p}probe_images", o.probe_images, 0)
+    if o.probe_images and o.images:
+        raise ConfigError(f"config key '{p}probe_images': the linear probe needs ground-truth classes; "
+                          "image files have none (leave images empty, dataset=synthetic)")
+
+
+def _validate_video(o: VideoOptions, p: str, dataset: str | None) -> None:
+    if o.davis_root is None and dataset not in (None, *VIDEO_DATASETS):
+        raise ConfigError(f"config key 'dataset': {dataset!r} has no videos; give {p}davis_root=PATH "
+                          "(a DAVIS-2017 folder) or dataset=synthetic_video")
+    for key in ("num_videos", "n_last_frames", "topk"):
+        _at_least(f"{p}{key}", getattr(o, key), 1)
+    _at_least(f"{p}temperature", o.temperature, 0.0, strict=True)
+    _at_least(f"{p}radius", o.radius, 0)
+    _at_least(f"{p}input_size", o.input_size, 0, strict=True)
+    _at_least(f"{p}bound_th", o.bound_th, 0.0, strict=True)
+    _choice(f"{p}feature", o.feature, DENSE_FEATURES)
+    _choice(f"{p}pe_mode", o.pe_mode, PE_MODES)
+
+
 def validate_eval_config(cfg: object) -> None:
     """Semantic checks of any suite configuration. Raises :class:`ConfigError`."""
     assert isinstance(cfg, EvalCommon)
@@ -220,6 +256,9 @@ def validate_eval_config(cfg: object) -> None:
         _validate_linear(cfg.linear, "linear.")
         _validate_finetune(cfg.finetune, "finetune.")
         _validate_fewshot(cfg.fewshot, "fewshot.")
+        _validate_segment(cfg.segment, "segment.")
+        # The dataset must have videos only when video is asked for by name (auto runs it on DAVIS only).
+        _validate_video(cfg.video, "video.", cfg.dataset if "video" in cfg.suites else None)
         return
     if isinstance(cfg, KnnOptions):
         _validate_knn(cfg, "")
@@ -229,3 +268,7 @@ def validate_eval_config(cfg: object) -> None:
         _validate_finetune(cfg, "")
     if isinstance(cfg, FewshotOptions):
         _validate_fewshot(cfg, "")
+    if isinstance(cfg, SegmentOptions):
+        _validate_segment(cfg, "")
+    if isinstance(cfg, VideoOptions):
+        _validate_video(cfg, "", cfg.dataset)

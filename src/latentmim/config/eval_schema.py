@@ -19,6 +19,10 @@ from omegaconf import MISSING
 TRANSFER_DATASETS: tuple[str, ...] = (
     "caltech101", "dtd", "flowers102", "oxford_pets", "stanford_cars", "sun397", "ucf101",
 )
+DENSE_FEATURES: tuple[str, ...] = ("prenorm", "normed")  # patch tokens before / after the final norm
+PE_MODES: tuple[str, ...] = ("interpolate", "extend")  # position tables for grids other than the trained one
+VIDEO_DATASETS: tuple[str, ...] = ("synthetic_video", "synthetic")  # procedural videos (no davis_root)
+BOUND_TH = 0.008  # DAVIS's boundary tolerance of F, as a fraction of the image diagonal
 
 
 @dataclass
@@ -34,8 +38,8 @@ class SyntheticEval:
 class EvalCommon:
     checkpoint: str = MISSING  # a checkpoint path, or init:PATH (its architecture at random init)
     dataset: str | None = None  # None = the checkpoint's pre-training dataset
-    data_path: str | None = None  # None = the checkpoint's (or the dataset's default location)
-    download: bool = False  # torchvision datasets only, and only when asked
+    data_path: str | None = None  # None = the checkpoint's, to read only; with download=true the dataset's default
+    download: bool = False  # torchvision datasets only, only when asked here (never from the checkpoint)
     synthetic: SyntheticEval = field(default_factory=SyntheticEval)
     train_images: int | None = None  # seeded subset of the train split (None = all)
     val_images: int | None = None  # seeded subset of the val split (None = all)
@@ -103,7 +107,7 @@ class FinetuneOptions:
     min_crop: float = 0.08
     clip_grad: float | None = None
     token_drop: float = 0.0  # PCAE: fraction of patch tokens dropped during fine-tuning (0-0.4)
-    token_drop_after: int | None = None  # drop after this block (0-based); None = depth // 3
+    token_drop_blocks: list[int] | None = None  # drop after these blocks (0-based); None = PCAE's 3 stages (ViT-B: 2, 5, 8)
     token_drop_eval: bool = False  # also drop at evaluation (throughput at inference)
     throughput_batches: int = 3  # timed train steps for the img/s report (0 = skip)
     eval_freq: int = 10
@@ -121,6 +125,45 @@ class FewshotOptions:
     C: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn)
     max_iter: int = 1000
     batch_size: int = 256
+
+
+@dataclass
+class SegmentOptions:
+    """Options of the segmentation suite (``segment.*`` under ``latentmim eval all``)."""
+
+    images: list[str] = field(default_factory=list)  # image files; empty = the dataset's val split
+    num_images: int = 8  # images taken from the dataset (the first ones of its val split)
+    clusters: list[int] = field(default_factory=lambda: [3, 4, 5])
+    input_size: int | None = None  # short side in px (multiple of the patch); None: trained size
+    feature: str = "prenorm"  # prenorm | normed patch tokens
+    pe_mode: str = "interpolate"  # position table for other grids: interpolate | extend
+    tsne: bool = True
+    figures: int = 16  # PNGs for the first N images; the others are scored only (0 = none)
+    baselines: bool = True  # also cluster raw pixel patches and the random-init encoder
+    probe_images: int = 0  # > 0: also a linear segmentation probe fitted on this many train images (synthetic)
+
+
+@dataclass
+class VideoOptions:
+    """Options of the video suite (``video.*`` under ``latentmim eval all``)."""
+
+    davis_root: str | None = None  # DAVIS-2017 root; when unset, procedural videos are used
+    split: str = "val"  # ImageSets/2017/<split>.txt
+    resolution: str = "480p"
+    sequences: list[str] = field(default_factory=list)  # a subset of the split; empty = all
+    num_videos: int = 4  # synthetic videos only
+    num_frames: int = 12
+    video_size: int = 96
+    input_size: int | None = None  # encoder input short side (px); None: the frame's own
+    feature: str = "prenorm"  # prenorm | normed patch tokens
+    pe_mode: str = "interpolate"  # position table for other grids: interpolate | extend
+    n_last_frames: int = 7
+    topk: int = 5
+    temperature: float = 0.1
+    radius: int | None = 12  # neighbourhood in patches; None = the whole frame
+    bound_th: float = BOUND_TH  # F's boundary tolerance, fraction of the diagonal
+    baselines: bool = True  # also raw pixel patches and the static first mask
+    figures: bool = True
 
 
 @dataclass
@@ -144,6 +187,27 @@ class FewshotEvalConfig(FewshotOptions, EvalCommon):
 
 
 @dataclass
+class SegmentEvalConfig(SegmentOptions, EvalCommon):
+    """``latentmim eval segment``: the common evaluation keys plus :class:`SegmentOptions`.
+
+    ``dataset`` defaults to the checkpoint's pre-training data (``synthetic`` has ground-truth
+    segments, so mIoU is reported); ``train_images``, ``val_images``, ``workers`` and
+    ``synthetic.*`` are not used by this suite.
+    """
+
+
+@dataclass
+class VideoEvalConfig(VideoOptions, EvalCommon):
+    """``latentmim eval video``: the common evaluation keys plus :class:`VideoOptions`.
+
+    Data: ``davis_root=PATH`` reads DAVIS; otherwise ``dataset`` must be unset,
+    ``synthetic_video`` or ``synthetic`` and procedural videos are written and read instead
+    (``seed`` picks them). ``train_images``, ``val_images``, ``workers``, ``download`` and
+    ``synthetic.*`` are not used by this suite.
+    """
+
+
+@dataclass
 class AllEvalConfig(EvalCommon):
     """``latentmim eval all``: several checkpoints, several suites, one report.
 
@@ -156,3 +220,5 @@ class AllEvalConfig(EvalCommon):
     linear: LinearOptions = field(default_factory=lambda: LinearOptions(mode="cached"))
     finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
     fewshot: FewshotOptions = field(default_factory=FewshotOptions)
+    segment: SegmentOptions = field(default_factory=SegmentOptions)
+    video: VideoOptions = field(default_factory=VideoOptions)

@@ -7,6 +7,7 @@ type checking for free; :func:`validate` adds the semantic checks. Every failure
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -22,7 +23,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.schema import PretrainConfig
-from latentmim.data.registry import FIXED_SIZE_DATASETS
 from latentmim.models.pos_embed import POS_SPACINGS
 from latentmim.models.vit import VIT_PRESETS
 
@@ -36,14 +36,11 @@ RANDOM_VIEW_METHODS = ("lmim", "mae", "pcae", "data2vec")
 CONMIM_PERTURB = ("target", "online", "both", "none")  # where ConMIM's strong augmentation goes
 CONMIM_TARGET_MODES = ("ema", "stopgrad", "naive")  # ConMIM's momentum / weight-shared / no stop-grad targets
 DECODERS = ("cross", "self")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CLUSTERS = ("slurm", "local")  # submitit executors for env.slurm=True
 BACKENDS = ("auto", "nccl", "gloo")
 TARGET_MODES = ("naive", "independent", "stopgrad", "ema")
 LOSSES = ("infonce_patches", "patch_disc", "mse", "l1", "huber", "norm_l2")
-# latentmim.data.transforms.train_transform | latentmim.data.tensor_augment | latentmim.data.batch_augment;
-# auto = batch where the dataset's images share one size, else pil (the same tensors either way)
-AUGMENTS = ("pil", "tensor", "batch", "auto")
 DATASETS = (
     "synthetic",
     "fashion_mnist",
@@ -53,7 +50,10 @@ DATASETS = (
     "imagefolder",
     "imagenet",
     "imagenet100",
+    "custom",  # a Dataset passed to latentmim.pretrain from Python
 )
+# Keys that stored configs may carry but that no longer select anything: dropped when read.
+RETIRED_KEYS = ("augment",)
 
 ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
 
@@ -126,8 +126,29 @@ def _positive(key: str, value: float | int | None, allow_zero: bool = False) -> 
         raise ConfigError(f"config key '{key}': must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def _finite(node: object, prefix: str = "") -> None:
+    """Every float of the config (nested groups and lists too) is a finite number."""
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _finite(value, key + ".")
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"config key '{key}': must be a finite number, got {v}")
+
+
 def validate(cfg: PretrainConfig) -> None:
     """Semantic checks the type system cannot express. Raises :class:`ConfigError`."""
+    _finite(cfg)
+    if not cfg.output_dir.strip():
+        raise ConfigError("config key 'output_dir': must be a folder, got ''")
+    if not 0.0 <= cfg.drop_path < 1.0:
+        raise ConfigError(f"config key 'drop_path': must be in [0, 1), got {cfg.drop_path}")
+    _positive("huber_delta", cfg.huber_delta)
+    _positive("synthetic.image_size", cfg.synthetic.image_size)
+    _positive("env.seed", cfg.env.seed, allow_zero=True)
+    if cfg.synthetic.seed is not None:
+        _positive("synthetic.seed", cfg.synthetic.seed, allow_zero=True)
     _choice("worker", cfg.worker, WORKERS)
     _choice("method", cfg.method, METHODS)
     _choice("encoder", cfg.encoder, tuple(VIT_PRESETS))
@@ -137,16 +158,14 @@ def validate(cfg: PretrainConfig) -> None:
     _choice("dataset", cfg.dataset, DATASETS)
     _choice("env.precision", cfg.env.precision, PRECISIONS)
     _choice("pos_spacing", cfg.pos_spacing, POS_SPACINGS)
-    _choice("augment", cfg.augment, AUGMENTS)
-    if cfg.augment == "batch" and cfg.dataset not in FIXED_SIZE_DATASETS:
-        raise ConfigError(f"config key 'augment': 'batch' needs images of one size ({', '.join(FIXED_SIZE_DATASETS)}); "
-                          f"dataset={cfg.dataset} has images of many sizes: use augment=pil or auto")
+    if cfg.nn_dataset is not None:
+        _choice("nn_dataset", cfg.nn_dataset, tuple(d for d in DATASETS if d != "custom"))
     for key in ("patch_size", "grid_size", "epochs", "batch_size", "accum_iter", "blr",
-                "decoder_embed_dim", "decoder_num_heads", "tau", "eval_freq", "save_freq",
+                "decoder_embed_dim", "decoder_num_heads", "tau", "save_freq",
                 "knn_k", "knn_t", "embed_dim", "depth", "num_heads", "target_depth"):
         _positive(key, getattr(cfg, key))
     for key in ("patch_gap", "warmup_epochs", "decoder_depth", "weight_decay", "avg_sim_coeff",
-                "drop_path", "ckpt_steps", "min_lr_frac"):
+                "drop_path", "ckpt_steps", "min_lr_frac", "eval_freq"):
         _positive(key, getattr(cfg, key), allow_zero=True)
     _positive("proj.mlp_depth", cfg.proj.mlp_depth, allow_zero=True)
     _positive("proj.mlp_dim", cfg.proj.mlp_dim)
@@ -361,6 +380,7 @@ def config_from_checkpoint(saved: object, overrides: Sequence[str] = (), source:
     if not isinstance(saved, dict):
         raise ConfigError(f"'{source}': the stored config is a {type(saved).__name__}, not a mapping of keys")
     try:
+        saved = {k: v for k, v in saved.items() if k not in RETIRED_KEYS}
         cfg = OmegaConf.merge(OmegaConf.structured(PretrainConfig), _literal(saved),
                               OmegaConf.from_dotlist(list(overrides)))
         obj = OmegaConf.to_object(cfg)

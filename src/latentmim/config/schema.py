@@ -112,7 +112,8 @@ class SyntheticConfig:
 @dataclass
 class EnvConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; softmax, loss and EMA stay fp32)
+    precision: str = "auto"  # auto (bf16 on GPUs that support it, fp32 on CPU) | fp32 | bf16 | fp16 (autocast; losses, softmax and EMA stay fp32)
+    tf32: bool = True  # TF32 tensor cores for fp32 matmuls on GPUs (no effect on CPU)
     workers: int = 2  # data-loader processes
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     seed: int = 0  # every random draw (views, augmentation, init) derives from it
@@ -199,15 +200,11 @@ class PretrainConfig:
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     # --- data --------------------------------------------------------------------------
-    dataset: str = "synthetic"  # synthetic | fashion_mnist | cifar10 | cifar100 | stl10 | imagefolder | imagenet | imagenet100
-    data_path: str | None = None  # None = the dataset's default location
+    dataset: str = "synthetic"  # synthetic | fashion_mnist | cifar10 | cifar100 | stl10 | imagefolder (any folder of images) | imagenet | imagenet100
+    data_path: str | None = None  # None = the dataset's default location; imagefolder: the folder (its train/ when there is one)
     download: bool = False  # torchvision datasets only, and only when asked
     train_images: int | None = None  # pre-train on a fixed random subset of this many images (None = all)
     min_crop: float = 0.2  # RandomResizedCrop scale lower bound
-    # pil (torchvision on PIL images, the authors') | batch (the same tensors, bit for bit, cropped for the
-    # whole batch on the training device: fixed-size datasets) | auto (batch where it applies, else pil)
-    # | tensor (uint8 tensors, torch's bicubic: another recipe)
-    augment: str = "pil"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     # --- optimisation ------------------------------------------------------------------
@@ -228,7 +225,9 @@ class PretrainConfig:
     resume: bool = False  # continue the run in output_dir/job_name from checkpoint_latest.pth
     resume_allow: list[str] = field(default_factory=list)  # keys allowed to differ from the resumed run's config
     init_from: str | None = None  # start from these weights (latentmim, Latent MIM authors' or MAE file); resume wins
-    eval_freq: int = 10  # epochs between NN monitor runs (and always at the end)
+    eval_freq: int = 10  # epochs between NN monitor runs (and always at the end); 0 = no monitor
+    nn_dataset: str | None = None  # labelled data of the NN monitor; None = the training data when it has labels
+    nn_data_path: str | None = None  # its location (imagefolder: a folder with train/ and val/ class folders)
     save_freq: int = 50  # epochs between kept checkpoints (checkpoint_latest is always kept)
     ckpt_steps: int = 0  # also write checkpoint_latest every N optimizer steps mid-epoch
     nn_train_images: int | None = 10000  # train images in the weighted k-NN bank (None = all)

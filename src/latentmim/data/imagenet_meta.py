@@ -6,7 +6,6 @@ import importlib.resources
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from latentmim.data.errors import DataError
 
@@ -30,6 +29,10 @@ def read_synsets(meta_path: str | Path) -> dict[str, int]:
     meta_path = Path(meta_path)
     if not meta_path.is_file():
         raise DataError(f"ImageNet meta file '{meta_path}' does not exist")
+    try:  # meta.mat is a MATLAB file: SciPy reads it (an optional dependency)
+        import scipy.io
+    except ImportError:
+        raise DataError("ImageNet's devkit meta.mat needs SciPy: pip install 'latentmim[imagenet]'") from None
     try:
         mat = scipy.io.loadmat(str(meta_path), squeeze_me=True)
     except (OSError, ValueError, TypeError) as exc:

@@ -39,10 +39,7 @@ class SeededDataset(Dataset):
             :class:`~latentmim.data.robust.RobustDataset`, substituted (unreadable)
             samples are reported through the ``ok`` flag.
         transform: Callable PIL image -> tensor (C, H, W), e.g. from
-            :mod:`latentmim.data.transforms` (or -> :class:`~latentmim.data.batch_augment.CropJob`,
-            cropped later for the whole batch); may use torch/random/numpy global RNGs. One
-            with ``uses_generator = True`` (:class:`~latentmim.data.tensor_augment.TensorCropFlip`)
-            is called as ``transform(image, generator)`` instead; one with
+            :mod:`latentmim.data.transforms`; may use torch/random/numpy global RNGs. One with
             ``torch_rng_only = True`` (:class:`~latentmim.data.transforms.TorchRngCompose`) gets
             only torch's RNG seeded (the same tensors, less overhead).
         seed: Non-negative run seed.
@@ -86,12 +83,9 @@ class SeededDataset(Dataset):
             ok = True
         # Seeded by the requested index, so a substitute is augmented reproducibly too.
         seed = derive_seed(AUGMENT_STREAM, self.seed, self.epoch, index)
-        if getattr(self.transform, "uses_generator", False):  # explicit generator: no global RNG touched
-            tensor = self.transform(image, torch.Generator().manual_seed(seed))
-        else:
-            seeded = seeded_torch_rng if getattr(self.transform, "torch_rng_only", False) else seeded_global_rngs
-            with seeded(seed):
-                tensor = self.transform(image)
+        seeded = seeded_torch_rng if getattr(self.transform, "torch_rng_only", False) else seeded_global_rngs
+        with seeded(seed):
+            tensor = self.transform(image)
         return tensor, int(label), ok
 
 

@@ -138,9 +138,6 @@ _BUILDERS: dict[str, Callable[[_Request], tuple[Dataset, DatasetInfo]]] = {
     "imagenet100": _imagenet100,
 }
 DATASET_NAMES: tuple[str, ...] = tuple(_BUILDERS)
-# Datasets whose images all share one size: augment=batch collates them uncropped into one tensor
-# (file-based ImageNet-style folders hold images of many sizes).
-FIXED_SIZE_DATASETS: tuple[str, ...] = ("synthetic", "fashion_mnist", "cifar10", "cifar100", "stl10")
 
 
 def build_dataset(

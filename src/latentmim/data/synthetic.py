@@ -9,10 +9,10 @@ it. Each object's colour is uniform RGB, re-drawn until its brightness contrasts
 what lies beneath it (mean luma difference >= 60/255; met by ~99% of objects).
 
 Difficulty, measured for seed 0 / seed 1 with 2000 train and 1000 val images at
-32 px: raw-pixel cosine 20-NN accuracy 24.5% / 23.0% (chance 10%; 19.9% / 16.3% with the
-smaller objects used until session 4); rendering takes about 1 ms per 64 px image on one
+32 px: raw-pixel cosine 20-NN accuracy 24.5% / 23.0% (chance 10%; 19.9% / 16.3% with
+smaller main objects); rendering takes about 1 ms per 64 px image on one
 CPU core. A ViT 64 x 4 on 8-px patches trained with labels reaches 67.8% in 6 CPU minutes
-(docs/small_scale.md), so the task is hard for pixels and learnable for a small ViT.
+(docs/recipes.md#why-the-synthetic-task-looks-as-it-does), so the task is hard for pixels and learnable for a small ViT.
 
 Label definition: the class of the object with the **largest visible pixel area**
 after occlusion (ties -> the object drawn first). The generator makes one "main"
@@ -47,9 +47,9 @@ from latentmim.data.shapes import NUM_SHAPES, SHAPE_NAMES, draw_shape
 SPLIT_IDS: dict[str, int] = {"train": 0, "val": 1}
 
 # Circumradius ranges as fractions of the image side: the main object spans
-# 56-84% of the side, distractors 14-30%. (Until session 4 the main object spanned 36-62%: a ViT
-# trained with labels for 2 CPU minutes reached 27.6% on it, 42.6% at this size, while raw-pixel
-# 20-NN stays under 30%: 18.5 -> 28.7. docs/small_scale.md, probe batch 2.)
+# 56-84% of the side, distractors 14-30%. (With a main object of 36-62% a ViT trained with labels
+# for 2 CPU minutes reached 27.6%, 42.6% at this size, while raw-pixel 20-NN stays under 30%:
+# 18.5 -> 28.7. docs/recipes.md#why-the-synthetic-task-looks-as-it-does.)
 _MAIN_RADIUS = (0.28, 0.42)
 _DISTRACTOR_RADIUS = (0.07, 0.15)
 # Spread of the main object's centre around the image centre, fraction of the side.

@@ -5,35 +5,22 @@
 * ``finetune/``: MAE-style fine-tuning on timm's ViT;
 * ``fewshot/``: logistic regression on k labelled shots per class;
 * ``dense/``: segmentation by clustering patch features, and DAVIS video propagation;
-* shared: ``data`` (datasets at the evaluation resolution), ``encoders`` (loading any
-  checkpoint), ``session``, ``report``, ``train_loop``, and ``compare`` (``eval all``).
+* shared: ``data`` (datasets at the evaluation resolution), ``session``, ``report``,
+  ``train_loop``, and ``compare`` (``eval all``).
 
 Feature extraction and the nearest-neighbour math sit one level down, in
 :mod:`latentmim.probing.features` and :mod:`latentmim.probing.knn`, because the NN monitor of
-pre-training uses them too. Each suite's entry point is importable from here::
+pre-training uses them too. :data:`~latentmim.eval.suites.SUITES` lists the suites, each with its
+configuration class and its runner (which imports the suite's module, and so its dependencies,
+when called)::
 
-    from latentmim.eval import run_knn_eval, run_linear_eval
+    from latentmim.config.eval_load import parse_eval_config
+    from latentmim.eval import SUITES
+
+    knn = SUITES["knn"]
+    results = knn.run(parse_eval_config(knn.config, ["checkpoint=run/checkpoint_latest.pth", "k=10"]))
 """
 
-from __future__ import annotations
+from latentmim.eval.suites import SUITES, Suite
 
-from importlib import import_module
-from typing import Any
-
-_ENTRY_POINTS = {
-    "run_knn_eval": "latentmim.eval.knn.suite",
-    "run_linear_eval": "latentmim.eval.linear.suite",
-    "run_finetune_eval": "latentmim.eval.finetune.suite",
-    "run_fewshot_eval": "latentmim.eval.fewshot.suite",
-    "run_segment_eval": "latentmim.eval.dense.segment",
-    "run_video_eval": "latentmim.eval.dense.video",
-    "run_all_eval": "latentmim.eval.compare",
-}
-__all__ = sorted(_ENTRY_POINTS)
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use: each suite pulls in its own dependencies (timm, scikit-learn, ...).
-    if name in _ENTRY_POINTS:
-        return getattr(import_module(_ENTRY_POINTS[name]), name)
-    raise AttributeError(f"module 'latentmim.eval' has no attribute {name!r}")
+__all__ = ["SUITES", "Suite"]

@@ -1,53 +1,32 @@
 """``latentmim eval all``: several checkpoints through several suites, one side-by-side report.
 
-Suites: ``knn``, ``linear`` (``cached`` by default here), ``fewshot``, ``finetune`` (only when
-asked for: it trains the whole network) and, when their modules are installed, ``segment`` and
-``video`` (:mod:`latentmim.eval.dense.segment`, :mod:`latentmim.eval.dense.video`). ``suites=auto`` runs the
-classification suites, plus ``segment`` when the data has ground-truth masks (``synthetic``) and
-``video`` when ``video.davis_root`` is given. Each run writes its own folder
-``output_dir/<name>/<suite>/``; the report (``results.json``, ``results.md``,
-``comparison.png``, ``fewshot.png``) goes to ``output_dir``.
+The suites are those of :data:`latentmim.eval.suites.SUITES` (``knn``, ``linear`` (``cached`` by
+default here), ``fewshot``, ``finetune`` (only when asked for: it trains the whole network),
+``segment`` and ``video``); each one's options are nested under its name (``knn.k=10``,
+``segment.num_images=4``, ``video.davis_root=PATH``). ``suites=auto`` runs the classification
+suites, plus ``segment`` when the data has ground-truth masks (``synthetic``) and ``video`` when
+``video.davis_root`` is given. Each run writes its own folder ``output_dir/<name>/<suite>/``; the
+report (``results.json``, ``results.md``, ``comparison.png``, ``fewshot.png``) goes to
+``output_dir``.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from latentmim.config.errors import ConfigError
-from latentmim.config.eval_load import parse_eval_config
-from latentmim.config.eval_schema import (
-    AllEvalConfig,
-    EvalCommon,
-    FewshotEvalConfig,
-    FinetuneEvalConfig,
-    KnnEvalConfig,
-    LinearEvalConfig,
-)
+from latentmim.config.eval_schema import AllEvalConfig, EvalCommon
+from latentmim.config.extras import require
 from latentmim.data.errors import DataError
 from latentmim.eval.report import bar_chart, line_chart, markdown_table, write_results
+from latentmim.eval.suites import EXTRA, SUITES
 from latentmim.interop.load import INIT_PREFIX, load_pretrained
 from latentmim.training.errors import NonFiniteLoss
 
-CLASSIFICATION = ("knn", "linear", "fewshot")
-# Suites living in other modules: (module, config class, run function).
-OPTIONAL = {"segment": ("latentmim.eval.dense.segment", "SegmentEvalConfig", "run_segment_eval"),
-            "video": ("latentmim.eval.dense.video", "VideoEvalConfig", "run_video_eval")}
-
-
-def split_suite_args(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
-    """Separate ``segment.*`` / ``video.*`` keys (parsed by their own suites) from the rest."""
-    main, optional = [], {name: [] for name in OPTIONAL}
-    for arg in args:
-        head = arg.split(".", 1)[0]
-        if head in OPTIONAL and "=" in arg and "." in arg.split("=", 1)[0]:
-            optional[head].append(arg.split(".", 1)[1])
-        else:
-            main.append(arg)
-    return main, optional
+CLASSIFICATION = ("knn", "linear", "fewshot")  # what suites=auto always runs
 
 
 def checkpoint_names(specs: list[str], names: list[str]) -> list[str]:
@@ -68,15 +47,6 @@ def checkpoint_names(specs: list[str], names: list[str]) -> list[str]:
     return out
 
 
-def _module(suite: str) -> Any | None:
-    try:
-        return importlib.import_module(OPTIONAL[suite][0])
-    except ModuleNotFoundError as err:
-        if err.name == OPTIONAL[suite][0]:
-            return None
-        raise
-
-
 def _common(cfg: AllEvalConfig) -> dict[str, Any]:
     return {f.name: getattr(cfg, f.name) for f in fields(EvalCommon)}
 
@@ -89,8 +59,20 @@ def _eval_dataset(dataset: str | None, spec: str) -> str | None:
     return pre.dataset if pre else None
 
 
-def resolve_suites(cfg: AllEvalConfig, optional_args: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
-    """The suites to run and, for those left out, why."""
+def _changed_option(cfg: AllEvalConfig, suite: str) -> str | None:
+    """The first ``suite.*`` key whose value differs from its default (None: all defaults)."""
+    default = next(f for f in fields(AllEvalConfig) if f.name == suite).default_factory()  # type: ignore[misc]
+    given = asdict(getattr(cfg, suite))
+    return next((k for k, v in asdict(default).items() if given[k] != v), None)
+
+
+def resolve_suites(cfg: AllEvalConfig) -> tuple[list[str], dict[str, str]]:
+    """The suites to run and, for those left out, why.
+
+    Raises:
+        ConfigError: a ``suite.*`` key set for a suite that is not run, or a suite whose
+            optional packages are not installed.
+    """
     wanted = list(dict.fromkeys(cfg.suites))
     skipped: dict[str, str] = {}
     if "auto" in wanted:
@@ -100,78 +82,45 @@ def resolve_suites(cfg: AllEvalConfig, optional_args: dict[str, list[str]]) -> t
             auto.append("segment")  # ground-truth masks -> mIoU (figures only elsewhere)
         else:
             skipped["segment"] = f"auto: no ground-truth masks in {', '.join(sorted(map(str, datasets)))}"
-        if any(a.startswith("davis_root=") for a in optional_args["video"]):
+        if cfg.video.davis_root is not None:
             auto.append("video")
         else:
             skipped["video"] = "auto: no video.davis_root given"
         skipped["finetune"] = "auto: trains the whole network; add it with suites=...,finetune"
         wanted = [s for s in wanted if s != "auto"] + [s for s in auto if s not in wanted]
-    for suite in [s for s in wanted if s in OPTIONAL]:
-        if _module(suite) is None:
-            wanted.remove(suite)
-            skipped[suite] = f"module {OPTIONAL[suite][0]} is not available in this installation"
-    for suite, extra in optional_args.items():
-        if extra and suite not in wanted:
-            raise ConfigError(f"config key '{suite}.{extra[0].split('=')[0]}': suite '{suite}' is not run")
+    for suite in SUITES.values():
+        if suite.options is None or suite.name in wanted:
+            continue
+        key = _changed_option(cfg, suite.name)
+        if key is not None:
+            raise ConfigError(f"config key '{suite.name}.{key}': suite '{suite.name}' is not run")
+    for name in wanted:
+        SUITES[name].check_installed()
+    require("matplotlib", EXTRA, "eval all")  # comparison.png
     return wanted, {k: v for k, v in skipped.items() if k not in wanted}
 
 
-def _suite_runner(suite: str, common: dict[str, Any], cfg: AllEvalConfig,
-                  optional_args: dict[str, list[str]]) -> Callable[[], dict[str, Any]]:
-    """Parse (and so validate) the suite's configuration now; return a function running it."""
-    if suite in OPTIONAL:
-        mod = _module(suite)
-        cls = getattr(mod, OPTIONAL[suite][1])
-        plain = {k: asdict(v) if is_dataclass(v) else v for k, v in common.items()}
-        sub = parse_eval_config(cls, optional_args[suite], base=plain, prefix=f"{suite}.")
-        validate = getattr(mod, f"validate_{suite}", None)
-        if validate is not None:
-            validate(sub)
-        return lambda: getattr(mod, OPTIONAL[suite][2])(sub)
-    from latentmim.eval.fewshot.suite import run_fewshot_eval
-    from latentmim.eval.finetune.suite import run_finetune_eval
-    from latentmim.eval.knn.suite import run_knn_eval
-    from latentmim.eval.linear.suite import run_linear_eval
-
-    cls, run = {"knn": (KnnEvalConfig, run_knn_eval), "linear": (LinearEvalConfig, run_linear_eval),
-                "finetune": (FinetuneEvalConfig, run_finetune_eval),
-                "fewshot": (FewshotEvalConfig, run_fewshot_eval)}[suite]
-    sub = cls(**common, **asdict(getattr(cfg, suite)))
-    return lambda: run(sub)
+def _suite_runner(suite: str, common: dict[str, Any], cfg: AllEvalConfig) -> Callable[[], dict[str, Any]]:
+    """The suite's configuration for one checkpoint (built now: errors show before any run), run later."""
+    entry = SUITES[suite]
+    sub = entry.config(**common, **asdict(getattr(cfg, suite)))
+    return lambda: entry.run(sub)
 
 
-def headline(suite: str, res: dict[str, Any]) -> dict[str, float]:
-    """The numbers of a suite's results that go into the comparison table (all in %)."""
-    if suite == "knn":
-        return dict(res["scores"])
-    if suite in ("linear", "finetune"):
-        return {f"{suite}_{k}": v for k, v in res["scores"].items() if k.startswith("top")}
-    if suite == "fewshot":
-        return {f"{ds}_{k}shot": r["mean"] for ds, d in res["datasets"].items() for k, r in d["shots"].items()}
-    if suite == "segment":
-        enc = res.get("miou", {}).get("encoder", {})
-        return {f"segment_miou_{k}": 100.0 * v for k, v in enc.items()}  # fractions -> %
-    if suite == "video":
-        enc = res.get("summary", {}).get("encoder", {})
-        return {"video_J&F": 100.0 * enc["J&F"]} if "J&F" in enc else {}
-    return {}
-
-
-def run_all_eval(cfg: AllEvalConfig, optional_args: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def run_all_eval(cfg: AllEvalConfig) -> dict[str, Any]:
     """Run the suites on every checkpoint and write the comparison report."""
-    optional_args = optional_args or {name: [] for name in OPTIONAL}
     specs = [c for c in cfg.checkpoint.split(",") if c]
     for spec in specs:  # fail before the first suite runs, not halfway through the report
         if not Path(spec.removeprefix(INIT_PREFIX)).exists():
             raise ConfigError(f"checkpoint '{spec.removeprefix(INIT_PREFIX)}' does not exist")
     names = checkpoint_names(specs, list(cfg.names))
     out = Path(cfg.output_dir) if cfg.output_dir else Path(specs[0].removeprefix(INIT_PREFIX)).parent / "eval_all"
-    suites, skipped = resolve_suites(cfg, optional_args)
+    suites, skipped = resolve_suites(cfg)
     plan = []  # every configuration is parsed before anything runs: bad keys fail fast
     for spec, name in zip(specs, names, strict=True):
         for suite in suites:
             common = {**_common(cfg), "checkpoint": spec, "output_dir": str(out / name / suite)}
-            plan.append((name, suite, _suite_runner(suite, common, cfg, optional_args)))
+            plan.append((name, suite, _suite_runner(suite, common, cfg)))
     explicit = set(cfg.suites) - {"auto"}
     table: dict[str, dict[str, float]] = {name: {} for name in names}
     details: dict[str, dict[str, Any]] = {name: {} for name in names}
@@ -188,8 +137,9 @@ def run_all_eval(cfg: AllEvalConfig, optional_args: dict[str, list[str]] | None 
         except NonFiniteLoss as err:  # a diverged fine-tune: report it, keep the other suites' results
             failed[f"{name}/{suite}"] = str(err)
             continue
-        table[name].update(headline(suite, res))
-        details[name][suite] = {"output_dir": res.get("output_dir"), "headline": headline(suite, res)}
+        numbers = SUITES[suite].headline(res)
+        table[name].update(numbers)
+        details[name][suite] = {"output_dir": res.get("output_dir"), "headline": numbers}
         if suite == "fewshot":
             details[name][suite]["datasets"] = res["datasets"]
     results = {"suite": "all", "checkpoints": dict(zip(names, specs, strict=True)), "suites": suites,

@@ -45,6 +45,12 @@ class DataSpec:
 def resolve_data(cfg: EvalCommon, loaded: Pretrained) -> DataSpec:
     """Fill the dataset settings the user left out from the checkpoint's pre-training config.
 
+    A checkpoint never decides what is written where: ``download`` is the user's (default
+    false), and the checkpoint's stored ``data_path`` is used only to read a dataset already on
+    disk. With ``download=true`` the folder comes from the command line or the dataset's
+    documented default, so a crafted checkpoint cannot make an evaluation download into a folder
+    of its choosing.
+
     Raises:
         ConfigError: no dataset given and none stored in the checkpoint, or an unknown one.
     """
@@ -58,7 +64,8 @@ def resolve_data(cfg: EvalCommon, loaded: Pretrained) -> DataSpec:
     if dataset not in DATASETS:
         raise ConfigError(f"config key 'dataset': {dataset!r} is not one of {', '.join(DATASETS)}")
     same = pre is not None and dataset == pre.dataset
-    data_path = cfg.data_path if cfg.data_path is not None else (pre.data_path if same else None)
+    inherit = same and not cfg.download  # read-only use of the stored path
+    data_path = cfg.data_path if cfg.data_path is not None else (pre.data_path if inherit else None)
     syn = pre.synthetic if pre else SyntheticConfig()
     return DataSpec(
         dataset=dataset,

@@ -10,10 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
+from latentmim.runtime.logger import pyplot
 
 
 def _fmt(value: Any, digits: int) -> str:
@@ -67,6 +64,7 @@ def bar_chart(
         ylabel: y-axis label.
         errors: optional ``{metric: {series: std}}`` drawn as error bars.
     """
+    plt = pyplot()
     path = Path(path)
     metrics = list(groups)
     series = list(dict.fromkeys(s for g in groups.values() for s in g))  # first-seen order
@@ -101,6 +99,7 @@ def line_chart(
     logx: bool = False,
 ) -> Path:
     """Lines with a shaded +-std band: ``lines = {name: (means, stds)}`` over ``x``."""
+    plt = pyplot()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     for name, (mean, std) in lines.items():

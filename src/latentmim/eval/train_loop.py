@@ -14,16 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from latentmim.config.errors import ConfigError  # noqa: E402
-from latentmim.runtime.checkpoint import load_checkpoint, save_atomic  # noqa: E402
-from latentmim.runtime.logger import MetricsLogger  # noqa: E402
+from latentmim.config.errors import ConfigError
+from latentmim.runtime.checkpoint import load_checkpoint, save_atomic
+from latentmim.runtime.logger import MetricsLogger, pyplot
 from latentmim.runtime.progress import live_bars
 
 LATEST = "checkpoint_latest.pth"
@@ -188,6 +184,7 @@ class SupervisedLoop(ABC):
         hist = logger.history
         if not hist:
             return
+        plt = pyplot()
         fig, axes = plt.subplots(1, 3, figsize=(9.6, 3))
         for ax, key in zip(axes[:2], ("loss", "lr"), strict=True):
             ax.plot([r["epoch"] for r in hist], [r.get(key, float("nan")) for r in hist], lw=1)

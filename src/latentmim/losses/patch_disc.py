@@ -34,9 +34,11 @@ def patch_disc_loss(pred: Tensor, target: Tensor, tau: float = 0.2) -> Tensor:
     Returns:
         scalar loss.
     """
-    pred = F.normalize(standardize_tokens(pred.float()), dim=-1)
-    target = F.normalize(target.float(), dim=-1)
-    logits = pred @ target.transpose(1, 2) / tau  # (B, T, T)
-    b, t, _ = logits.shape
-    labels = torch.arange(t, device=logits.device).expand(b, t)
-    return F.cross_entropy(logits.reshape(b * t, t), labels.reshape(-1)) * (2 * tau)
+    # Autocast would run the matmul in bf16/fp16 whatever the inputs' dtype: the logits stay fp32.
+    with torch.autocast(pred.device.type, enabled=False):
+        pred = F.normalize(standardize_tokens(pred.float()), dim=-1)
+        target = F.normalize(target.float(), dim=-1)
+        logits = pred @ target.transpose(1, 2) / tau  # (B, T, T)
+        b, t, _ = logits.shape
+        labels = torch.arange(t, device=logits.device).expand(b, t)
+        return F.cross_entropy(logits.reshape(b * t, t), labels.reshape(-1)) * (2 * tau)

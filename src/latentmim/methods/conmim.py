@@ -141,14 +141,16 @@ def denoising_contrast_loss(online: Tensor, target: Tensor, mask: Tensor, tau: f
         scalar loss, in at least fp32.
     """
     dtype = torch.promote_types(online.dtype, torch.float32)
-    q = F.normalize(online.to(dtype), dim=-1)
-    k = F.normalize(target.to(dtype), dim=-1)
-    logits = q @ k.transpose(1, 2) / tau  # (B, N, N)
-    b, n, _ = logits.shape
-    labels = torch.arange(n, device=logits.device).expand(b, n)
-    ce = F.cross_entropy(logits.reshape(b * n, n), labels.reshape(-1), reduction="none").view(b, n)
-    w = mask.to(dtype)
-    return (ce * w).sum() / w.sum().clamp_min(1.0)
+    # Autocast would run the matmul in bf16/fp16 whatever the inputs' dtype: the logits stay fp32.
+    with torch.autocast(online.device.type, enabled=False):
+        q = F.normalize(online.to(dtype), dim=-1)
+        k = F.normalize(target.to(dtype), dim=-1)
+        logits = q @ k.transpose(1, 2) / tau  # (B, N, N)
+        b, n, _ = logits.shape
+        labels = torch.arange(n, device=logits.device).expand(b, n)
+        ce = F.cross_entropy(logits.reshape(b * n, n), labels.reshape(-1), reduction="none").view(b, n)
+        w = mask.to(dtype)
+        return (ce * w).sum() / w.sum().clamp_min(1.0)
 
 
 def masked_avg_similarity(x: Tensor, keep: Tensor) -> Tensor:

@@ -58,7 +58,11 @@ class PCAE(PretrainMethod):
         self.schedule = dict(schedule)
         self.random_drop = random_drop
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
-        self.register_buffer("drop_draws", torch.zeros((), dtype=torch.long))
+        self.register_buffer("drop_draws", torch.zeros((), dtype=torch.long))  # saved with the model
+        # The count as a host int, so a step never reads the buffer back from the device; read once
+        # after a load (a resumed run), then kept in step with the buffer.
+        self._draws: int | None = None
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_draws", None))
         self._ema_pairs: tuple[list[Tensor], list[Tensor]] | None = None
 
     def train(self, mode: bool = True) -> PCAE:
@@ -124,9 +128,12 @@ class PCAE(PretrainMethod):
         return normalize_per_token(enc.norm(x)).float(), ids, counts
 
     def _drop_generator(self) -> torch.Generator:
-        g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + int(self.drop_draws)) % (2**63))
+        if self._draws is None:
+            self._draws = int(self.drop_draws)
+        g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + self._draws) % (2**63))
         if self.training:
-            self.drop_draws += 1
+            self._draws += 1
+            self.drop_draws.fill_(self._draws)
         return g
 
     @torch.no_grad()

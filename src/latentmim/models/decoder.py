@@ -81,12 +81,14 @@ def cue_weights(pos_q: Tensor, pos_v: Tensor) -> Tensor:
     Returns:
         (B, T, V), each row sums to 1; no learned parameters. Computed in fp32.
     """
-    logits = pos_q.float() @ pos_v.float().transpose(1, 2) / math.sqrt(pos_q.shape[-1])
-    return logits.softmax(dim=-1).to(pos_q.dtype)
+    # Autocast would run the matmul in bf16/fp16 whatever the inputs' dtype: the weights stay fp32.
+    with torch.autocast(pos_q.device.type, enabled=False):
+        logits = pos_q.float() @ pos_v.float().transpose(1, 2) / math.sqrt(pos_q.shape[-1])
+        return logits.softmax(dim=-1).to(pos_q.dtype)
 
 
 class CrossAttentionDecoder(_LatentDecoderBase):
-    """Cross-attention decoder with optional visual cues (METHOD.md §1 item 5).
+    """Cross-attention decoder with optional visual cues (docs/method.md#decoder, docs/method.md#visual-cues).
 
     Args:
         in_dim: encoder width D (input tokens, after the projector).

@@ -61,7 +61,7 @@ def encode_images(encoder: ViTEncoder, imgs: Tensor, feature: str = "avgpool_pre
         patch_gap: 0 (every protocol: contiguous patches) or g > 0, the *training view*: each
             G*(P+g) image is read as pre-training with a patch gap reads it, one P x P patch per
             cell of P+g pixels, cut at the cell's centre (offset g // 2; training draws it in
-            [0, g)). A measurement of the train/eval mismatch of the gap (docs/small_scale.md).
+            [0, g)). A measurement of the train/eval mismatch of the gap (docs/recipes.md#why-a-patch-gap-of-2-px).
 
     Returns:
         (B, D) float32 features (not normalised; the k-NN code normalises).

@@ -83,15 +83,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ConfigError(f"checkpoint '{path}' cannot be read safely: {str(err).splitlines()[0]}") from None
 
 
-def rng_state() -> dict[str, Any]:
-    """Global torch RNG states (drop path uses them); views and augmentation are seeded."""
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The global torch RNG states a run draws from (drop path); views and augmentation are seeded.
+
+    Args:
+        device: the run's device: besides the CPU state, only its own CUDA generator is stored
+            (not every visible GPU's), so a checkpoint resumes on a machine with other GPUs.
+    """
     state: dict[str, Any] = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["device"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore :func:`rng_state` (its tensors on the CPU, as torch's setters require).
+
+    Args:
+        state: as stored by :func:`rng_state` (a checkpoint loaded with ``map_location="cpu"``).
+        device: the run's device; its CUDA generator gets the stored device state.
+    """
+    torch.set_rng_state(state["cpu"].cpu())
+    if device.type == "cuda" and state.get("device") is not None:
+        torch.cuda.set_rng_state(state["device"].cpu(), device)

@@ -153,6 +153,16 @@ def all_reduce_mean(x: Tensor) -> Tensor:
     return all_reduce_sum(x) / get_world_size()
 
 
+def mean_over_ranks_tensor(x: Tensor) -> Tensor:
+    """``x`` averaged over ranks (itself without a group), on the CPU: one collective, one transfer."""
+    return (all_reduce_mean(x) if is_initialized() else x).cpu()
+
+
+def sum_over_ranks_tensor(x: Tensor) -> Tensor:
+    """``x`` summed over ranks (itself without a group), on the CPU."""
+    return (all_reduce_sum(x) if is_initialized() else x).cpu()
+
+
 def mean_over_ranks(values: dict[str, float | Tensor]) -> dict[str, float]:
     """Average scalar metrics over ranks in one collective (plain floats without a group).
 

@@ -1,19 +1,41 @@
-"""Where a run's numbers go: JSONL (the record), TensorBoard, and PNG curves."""
+"""Where a run's numbers go: JSONL (the record), TensorBoard, and PNG curves.
+
+TensorBoard and matplotlib are optional (``pip install 'latentmim[tensorboard]'`` /
+``'latentmim[viz]'``). ``log.tensorboard`` and ``log.curves`` are on by default, so without the
+package the logger prints one notice and keeps the JSONL record; a run that asks for them on its
+command line fails before it starts instead (:func:`latentmim.cli.pretrain.check_logging`).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
+from latentmim.config.extras import available, install_hint
 
 CURVES = (("loss", "loss"), ("lr", "learning rate"), ("avg_sim_pred", "S(pred)"),
           ("avg_sim_vis", "S(visible)"), ("avg_sim_trg", "S(targets)"))
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files only; no display on servers).
+
+    Imported on first use: matplotlib is an optional dependency and slow to import.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def notice(text: str) -> None:
+    """One line on stderr about something left out, e.g. an optional package that is missing."""
+    print(f"latentmim: note: {text}", file=sys.stderr)
 
 
 class MetricsLogger:
@@ -25,7 +47,7 @@ class MetricsLogger:
     Args:
         run_dir: the run's output folder.
         resume_step: optimizer step the run resumes from (0 for a new run).
-        tensorboard: also write TensorBoard events.
+        tensorboard: also write TensorBoard events (without the tensorboard package: a notice).
     """
 
     def __init__(self, run_dir: str | Path, resume_step: int = 0, tensorboard: bool = True) -> None:
@@ -35,7 +57,11 @@ class MetricsLogger:
         self.history = self._truncate(self.train_path, resume_step)
         self.evals = self._truncate(self.eval_path, resume_step)
         self.tb = None
-        if tensorboard:
+        self._can_plot = True  # False once a missing matplotlib has been noticed
+        if tensorboard and not available("tensorboard"):
+            notice(f"{install_hint('tensorboard', 'tensorboard', 'log.tensorboard')} "
+                   "(no TensorBoard events; log.tensorboard=false silences this)")
+        elif tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step or None)
@@ -69,9 +95,18 @@ class MetricsLogger:
                     self.tb.add_scalar(f"{kind}/{key}", value, record["step"])
 
     def plot_curves(self) -> Path | None:
-        """Save ``curves.png``: loss, lr, the three similarities, and NN accuracy if any."""
-        if not self.history:
+        """Save ``curves.png``: loss, lr, the three similarities, and NN accuracy if any.
+
+        Without matplotlib: one notice (the first time) and no file.
+        """
+        if not self.history or not self._can_plot:
             return None
+        if not available("matplotlib"):
+            self._can_plot = False
+            notice(f"{install_hint('matplotlib', 'viz', 'log.curves')} "
+                   "(no curves.png; log.curves=false silences this)")
+            return None
+        plt = pyplot()
         panels = [(k, t) for k, t in CURVES if any(k in r for r in self.history)]
         extra = 1 if self.evals else 0
         fig, axes = plt.subplots(1, len(panels) + extra, figsize=(3.2 * (len(panels) + extra), 3))

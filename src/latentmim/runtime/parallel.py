@@ -38,24 +38,30 @@ class ParallelModel:
         device: the training device.
         fsdp: shard parameters, gradients and optimizer state (FSDP2 ``fully_shard``, one unit
             per transformer block plus the root) instead of replicating them (DDP).
+        compile: ``torch.compile`` the training call.
+        param_dtype: FSDP's compute and communication dtype (bf16 runs: bf16; None = fp32).
     """
 
     def __init__(self, module: nn.Module, env: DistEnv, device: torch.device, fsdp: bool = False,
-                 compile: bool = False) -> None:
+                 compile: bool = False, param_dtype: torch.dtype | None = None) -> None:
         self.module = module
         self.env = env
         self.fsdp = fsdp and env.world_size > 1
         self.runner: nn.Module = module
         if self.fsdp:
-            from torch.distributed.fsdp import fully_shard
+            from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+            # bf16 runs gather parameters and reduce gradients in bf16 (fp32 reduction would move
+            # twice the bytes); the sharded master weights and optimizer state stay fp32.
+            policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=param_dtype)
             for block in [m for m in module.modules() if _is_block(m)]:
-                fully_shard(block)
-            fully_shard(module)
+                fully_shard(block, mp_policy=policy)
+            fully_shard(module, mp_policy=policy)
         elif env.world_size > 1:
             ids = [device.index if device.index is not None else env.local_rank] if device.type == "cuda" else None
-            # No buffer carries state across steps (no BatchNorm), so nothing needs broadcasting.
-            self.runner = DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+            # No buffer the training reads carries state across steps (ConMIM's projector BatchNorm
+            # normalises with batch statistics in training), so nothing needs broadcasting.
+            self.runner = DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
         # Only the call is compiled: parameters, state dicts and the EMA stay on the plain module,
         # so checkpoints never see torch.compile's ``_orig_mod.`` prefix. dynamic=None lets the
         # compiler mark sizes dynamic after a first recompilation (a last, smaller batch).

@@ -32,8 +32,12 @@ class RunLock:
     def acquire(self) -> RunLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            # O_NOFOLLOW: a .lock that is a symlink is refused, never followed (its target would be truncated)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as err:
+            if self.path.is_symlink():
+                raise ConfigError(f"output_dir: '{self.path}' is a symbolic link, not a lock file; "
+                                  "remove it or choose another job_name/output_dir") from None
             raise ConfigError(f"output_dir: cannot write to '{self.path.parent}': {err.strerror or err}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

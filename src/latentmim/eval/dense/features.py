@@ -22,13 +22,12 @@ import torch
 from torch import Tensor
 
 from latentmim.config.errors import ConfigError
+from latentmim.config.eval_schema import DENSE_FEATURES, PE_MODES
 from latentmim.data.info import dataset_stats
 from latentmim.models.pos_embed import sincos_1d, sincos_2d, spacing_factor
 from latentmim.models.vit import ViTEncoder
 from latentmim.training.precision import autocast
 
-PE_MODES = ("interpolate", "extend")
-DENSE_FEATURES = ("prenorm", "normed")
 
 def training_normalisation(dataset: str, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel (mean, std) of the data an encoder was pre-trained on (ImageNet's otherwise)."""

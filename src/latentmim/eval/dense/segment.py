@@ -24,7 +24,7 @@ clustering asks whether tokens group by region.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +34,11 @@ from tqdm import tqdm
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.eval_load import validate_eval_config
-from latentmim.config.eval_schema import EvalCommon
+from latentmim.config.eval_schema import SegmentEvalConfig
 from latentmim.data.errors import DataError
 from latentmim.data.synthetic import SyntheticShapes
 from latentmim.eval.data import channel_stats, load_split, resolve_data
 from latentmim.eval.dense.features import (
-    DENSE_FEATURES,
-    PE_MODES,
     FeatureFn,
     encoder_features,
     image_to_tensor,
@@ -60,53 +58,6 @@ from latentmim.eval.session import resolve_precision
 from latentmim.interop.load import INIT_PREFIX, Pretrained, load_pretrained
 from latentmim.runtime.progress import live_bars
 from latentmim.training.precision import resolve_device
-
-
-@dataclass
-class SegmentOptions:
-    """Options of the segmentation suite (``segment.*`` under ``latentmim eval all``)."""
-
-    images: list[str] = field(default_factory=list)  # image files; empty = the dataset's val split
-    num_images: int = 8  # images taken from the dataset (the first ones of its val split)
-    clusters: list[int] = field(default_factory=lambda: [3, 4, 5])
-    input_size: int | None = None  # short side in px (multiple of the patch); None: trained size
-    feature: str = "prenorm"  # prenorm | normed patch tokens
-    pe_mode: str = "interpolate"  # position table for other grids: interpolate | extend
-    tsne: bool = True
-    figures: int = 16  # PNGs for the first N images; the others are scored only (0 = none)
-    baselines: bool = True  # also cluster raw pixel patches and the random-init encoder
-    probe_images: int = 0  # > 0: also a linear segmentation probe fitted on this many train images (synthetic)
-
-
-@dataclass
-class SegmentEvalConfig(SegmentOptions, EvalCommon):
-    """``latentmim eval segment``: the common evaluation keys plus :class:`SegmentOptions`.
-
-    ``dataset`` defaults to the checkpoint's pre-training data (``synthetic`` has ground-truth
-    segments, so mIoU is reported); ``train_images``, ``val_images``, ``workers`` and
-    ``synthetic.*`` are not used by this suite.
-    """
-
-
-def validate_segment(cfg: SegmentOptions) -> None:
-    """Checks of the suite's own options. Raises :class:`ConfigError` naming the key."""
-    if not cfg.clusters or min(cfg.clusters) < 2:
-        raise ConfigError(f"config key 'clusters': need cluster counts >= 2, got {list(cfg.clusters)}")
-    if cfg.num_images < 1:
-        raise ConfigError(f"config key 'num_images': must be >= 1, got {cfg.num_images}")
-    if cfg.feature not in DENSE_FEATURES:
-        raise ConfigError(f"config key 'feature': {cfg.feature!r} is not one of {', '.join(DENSE_FEATURES)}")
-    if cfg.pe_mode not in PE_MODES:
-        raise ConfigError(f"config key 'pe_mode': {cfg.pe_mode!r} is not one of {', '.join(PE_MODES)}")
-    if cfg.input_size is not None and cfg.input_size < 1:
-        raise ConfigError(f"config key 'input_size': must be > 0, got {cfg.input_size}")
-    if cfg.figures < 0:
-        raise ConfigError(f"config key 'figures': must be >= 0, got {cfg.figures}")
-    if cfg.probe_images < 0:
-        raise ConfigError(f"config key 'probe_images': must be >= 0, got {cfg.probe_images}")
-    if cfg.probe_images and cfg.images:
-        raise ConfigError("config key 'probe_images': the linear probe needs ground-truth classes; "
-                          "image files have none (leave images empty, dataset=synthetic)")
 
 
 @dataclass
@@ -299,7 +250,6 @@ def run_segment_eval(cfg: SegmentEvalConfig | None = None, **options: object) ->
     """
     cfg = cfg if cfg is not None else SegmentEvalConfig(**options)  # type: ignore[arg-type]
     validate_eval_config(cfg)
-    validate_segment(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_pretrained(cfg.checkpoint)

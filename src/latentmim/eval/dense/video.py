@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,8 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from latentmim.config.errors import ConfigError
 from latentmim.config.eval_load import validate_eval_config
-from latentmim.config.eval_schema import EvalCommon
+from latentmim.config.eval_schema import VideoEvalConfig
 from latentmim.data.errors import DataError
 from latentmim.data.synthetic_video import SyntheticVideos
 from latentmim.eval.dense.davis import (
@@ -42,8 +41,6 @@ from latentmim.eval.dense.davis import (
     write_davis,
 )
 from latentmim.eval.dense.features import (
-    DENSE_FEATURES,
-    PE_MODES,
     FeatureFn,
     encoder_features,
     image_to_tensor,
@@ -64,65 +61,8 @@ from latentmim.interop.load import INIT_PREFIX, load_pretrained
 from latentmim.runtime.progress import live_bars
 from latentmim.training.precision import resolve_device
 
-SYNTHETIC_NAMES = ("synthetic_video", "synthetic")
 VOID = 255
 STATIC = "static_first_mask"  # the baseline that repeats the first mask
-
-
-@dataclass
-class VideoOptions:
-    """Options of the video suite (``video.*`` under ``latentmim eval all``)."""
-
-    davis_root: str | None = None  # DAVIS-2017 root; when unset, procedural videos are used
-    split: str = "val"  # ImageSets/2017/<split>.txt
-    resolution: str = "480p"
-    sequences: list[str] = field(default_factory=list)  # a subset of the split; empty = all
-    num_videos: int = 4  # synthetic videos only
-    num_frames: int = 12
-    video_size: int = 96
-    input_size: int | None = None  # encoder input short side (px); None: the frame's own
-    feature: str = "prenorm"  # prenorm | normed patch tokens
-    pe_mode: str = "interpolate"  # position table for other grids: interpolate | extend
-    n_last_frames: int = 7
-    topk: int = 5
-    temperature: float = 0.1
-    radius: int | None = 12  # neighbourhood in patches; None = the whole frame
-    bound_th: float = BOUND_TH  # F's boundary tolerance, fraction of the diagonal
-    baselines: bool = True  # also raw pixel patches and the static first mask
-    figures: bool = True
-
-
-@dataclass
-class VideoEvalConfig(VideoOptions, EvalCommon):
-    """``latentmim eval video``: the common evaluation keys plus :class:`VideoOptions`.
-
-    Data: ``davis_root=PATH`` reads DAVIS; otherwise ``dataset`` must be unset,
-    ``synthetic_video`` or ``synthetic`` and procedural videos are written and read instead
-    (``seed`` picks them). ``train_images``, ``val_images``, ``workers``, ``download`` and
-    ``synthetic.*`` are not used by this suite.
-    """
-
-
-def validate_video(cfg: VideoEvalConfig) -> None:
-    """Checks of the suite's own options. Raises :class:`ConfigError` naming the key."""
-    if cfg.davis_root is None and cfg.dataset not in (None, *SYNTHETIC_NAMES):
-        raise ConfigError(f"config key 'dataset': {cfg.dataset!r} has no videos; give davis_root=PATH "
-                          "(a DAVIS-2017 folder) or dataset=synthetic_video")  # fmt: skip
-    for key in ("num_videos", "n_last_frames", "topk"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"config key '{key}': must be >= 1, got {getattr(cfg, key)}")
-    if cfg.temperature <= 0:
-        raise ConfigError(f"config key 'temperature': must be > 0, got {cfg.temperature}")
-    if cfg.radius is not None and cfg.radius < 0:
-        raise ConfigError(f"config key 'radius': must be >= 0 (or null), got {cfg.radius}")
-    if cfg.input_size is not None and cfg.input_size < 1:
-        raise ConfigError(f"config key 'input_size': must be > 0, got {cfg.input_size}")
-    if cfg.bound_th <= 0:
-        raise ConfigError(f"config key 'bound_th': must be > 0, got {cfg.bound_th}")
-    if cfg.feature not in DENSE_FEATURES:
-        raise ConfigError(f"config key 'feature': {cfg.feature!r} is not one of {', '.join(DENSE_FEATURES)}")
-    if cfg.pe_mode not in PE_MODES:
-        raise ConfigError(f"config key 'pe_mode': {cfg.pe_mode!r} is not one of {', '.join(PE_MODES)}")
 
 
 def segment_sequence(
@@ -297,7 +237,6 @@ def run_video_eval(cfg: VideoEvalConfig | None = None, **options: object) -> dic
     """
     cfg = cfg if cfg is not None else VideoEvalConfig(**options)  # type: ignore[arg-type]
     validate_eval_config(cfg)
-    validate_video(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_pretrained(cfg.checkpoint)

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal (DAVIS default)
+from latentmim.config.eval_schema import BOUND_TH  # declared with the video options it defaults
 
 
 def region_similarity(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None) -> float:

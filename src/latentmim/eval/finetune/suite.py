@@ -36,6 +36,7 @@ from latentmim.eval.finetune.token_drop_vit import TokenDropViT
 from latentmim.eval.report import markdown_table, write_results
 from latentmim.eval.session import start_session
 from latentmim.eval.train_loop import SupervisedLoop, check_can_start, topk_correct
+from latentmim.methods.token_drop import finetune_drop_blocks
 from latentmim.training.errors import NonFiniteLoss
 from latentmim.training.grad_check import gradient_norm
 from latentmim.training.precision import autocast, grad_scaler
@@ -179,10 +180,10 @@ def run_finetune_eval(cfg: FinetuneEvalConfig, stop_at_step: int | None = None) 
         torch.manual_seed(cfg.seed)  # head initialisation
         vit, arch, kwargs = classifier_from_encoder(loaded.encoder.cpu(), num_classes, cfg.drop_path)
     depth = kwargs["depth"]
-    after = cfg.token_drop_after if cfg.token_drop_after is not None else depth // 3
-    if after >= depth:
-        raise ConfigError(f"config key 'token_drop_after': {after} is not a block of this {depth}-block encoder")
-    model = TokenDropViT(vit, cfg.token_drop, after, cfg.token_drop_eval).to(device)
+    blocks = list(cfg.token_drop_blocks) if cfg.token_drop_blocks is not None else finetune_drop_blocks(depth)
+    if max(blocks) >= depth or len(set(blocks)) != len(blocks):
+        raise ConfigError(f"config key 'token_drop_blocks': {blocks} must be distinct blocks of this {depth}-block encoder")
+    model = TokenDropViT(vit, cfg.token_drop, blocks, cfg.token_drop_eval).to(device)
     lr = effective_lr(cfg.blr, cfg.batch_size, cfg.accum_iter, 1, cfg.lr)
     mixup = build_mixup(cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, cfg.smoothing, num_classes)
     tf = finetune_transform(splits.image_size, splits.mean, splits.std, cfg.aa, cfg.reprob, cfg.remode,
@@ -215,7 +216,7 @@ def run_finetune_eval(cfg: FinetuneEvalConfig, stop_at_step: int | None = None) 
         "settings": {"epochs": cfg.epochs, "lr": lr, "batch_size": cfg.batch_size, "accum_iter": cfg.accum_iter,
                      "layer_decay": cfg.layer_decay, "drop_path": cfg.drop_path, "mixup": cfg.mixup,
                      "cutmix": cfg.cutmix, "smoothing": cfg.smoothing, "aa": cfg.aa, "reprob": cfg.reprob,
-                     "token_drop": cfg.token_drop, "token_drop_after": after, "precision": cfg.precision},
+                     "token_drop": cfg.token_drop, "token_drop_blocks": blocks, "precision": cfg.precision},
         "scores": {k: v for k, v in run["final"].items() if k != "epoch"},
         "evals": run["evals"],
         "train_time_s": run["train_time_s"],

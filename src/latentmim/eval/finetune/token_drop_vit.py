@@ -1,23 +1,28 @@
-"""PCAE-style token dropping inside a timm ViT while fine-tuning (METHOD.md section 2).
+"""PCAE's progressive token reduction inside a timm ViT while fine-tuning (docs/method.md#pcae).
 
-After a chosen block, each image keeps only its most distinctive patch tokens, ranked by the
-same rule as PCAE's pre-training (:func:`latentmim.methods.token_drop.rank_keep`: lowest cosine
-similarity to the image's mean token). Later blocks run on fewer tokens, which raises
-throughput at a small accuracy cost. The cls token is always kept.
+After each of three blocks (ViT-B: the 3rd, 6th and 9th of 12,
+:func:`latentmim.methods.token_drop.finetune_drop_blocks`), every image drops ``ratio`` of its
+current patch tokens, keeping its most distinctive ones by the rule of PCAE's pre-training
+(:func:`latentmim.methods.token_drop.rank_keep`: lowest cosine similarity to the image's mean
+token). ViT-B/16 at ratio 0.4 runs on 196 -> 118 -> 71 -> 43 patch tokens: 9.6 GMACs instead
+of 17.6 (the paper's Table 5: 9.53), faster at a small accuracy cost. The cls token is always
+kept.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
-from latentmim.methods.token_drop import rank_keep
+from latentmim.methods.token_drop import finetune_drop_blocks, finetune_kept, rank_keep
 
 
 def tokens_kept(num_tokens: int, ratio: float) -> int:
     """Patch tokens left after dropping ``ratio`` of ``num_tokens`` (at least one)."""
-    return max(1, num_tokens - int(num_tokens * ratio))
+    return finetune_kept(num_tokens, ratio)
 
 
 def drop_redundant_tokens(x: Tensor, ratio: float, num_prefix: int = 1) -> Tensor:
@@ -41,25 +46,32 @@ def drop_redundant_tokens(x: Tensor, ratio: float, num_prefix: int = 1) -> Tenso
 
 
 class TokenDropViT(nn.Module):
-    """Run a timm ViT classifier, dropping tokens after block ``after``.
+    """Run a timm ViT classifier, dropping tokens after each block of ``after``.
 
     Holds the timm model as ``vit`` (its state dict is the timm checkpoint). ``ratio`` applies
     in training; at evaluation only when ``drop_at_eval``.
 
     Args:
         vit: a timm VisionTransformer with a cls token.
-        ratio: fraction of patch tokens dropped (0 = the plain model).
-        after: 0-based index of the block after which tokens are dropped.
+        ratio: fraction of the current patch tokens each stage drops (0 = the plain model).
+        after: 0-based blocks after which tokens are dropped; None = PCAE's three stages
+            (:func:`~latentmim.methods.token_drop.finetune_drop_blocks`). One int is one stage.
         drop_at_eval: also drop in eval mode.
     """
 
-    def __init__(self, vit: VisionTransformer, ratio: float, after: int, drop_at_eval: bool = False) -> None:
+    def __init__(self, vit: VisionTransformer, ratio: float, after: int | Sequence[int] | None = None,
+                 drop_at_eval: bool = False) -> None:
         super().__init__()
-        if not 0 <= after < len(vit.blocks):
-            raise ValueError(f"token_drop_after must be in [0, {len(vit.blocks) - 1}], got {after}")
+        depth = len(vit.blocks)
+        if after is None:
+            blocks = finetune_drop_blocks(depth)
+        else:
+            blocks = [after] if isinstance(after, int) else list(after)
+        if not blocks or any(not 0 <= b < depth for b in blocks) or len(set(blocks)) != len(blocks):
+            raise ValueError(f"token drop blocks must be distinct blocks in [0, {depth - 1}], got {blocks}")
         self.vit = vit
         self.ratio = ratio
-        self.after = after
+        self.after = tuple(sorted(blocks))
         self.drop_at_eval = drop_at_eval
 
     def forward(self, imgs: Tensor) -> Tensor:
@@ -71,6 +83,6 @@ class TokenDropViT(nn.Module):
         x = v.norm_pre(v.patch_drop(v._pos_embed(v.patch_embed(imgs))))  # (B, 1+N, D)
         for i, block in enumerate(v.blocks):
             x = block(x)
-            if i == self.after:
-                x = drop_redundant_tokens(x, ratio, v.num_prefix_tokens)
+            if i in self.after:
+                x = drop_redundant_tokens(x, ratio, v.num_prefix_tokens)  # (B, P + K_i, D)
         return v.forward_head(v.norm(x))
