@@ -4,8 +4,8 @@ Rows are ``key=value`` overrides on top of the table's base settings; ``{placeho
 sizes that depend on the model scale (:mod:`latentmim.ablate.scales`): ``{gap}`` is the "gap 4"
 of ViT-B/16 scaled to the patch size, ``{dec}`` / ``{dec_deep}`` the decoder depths 3 / 8,
 ``{proj}`` the projector depth, ``{pcae_depth}`` the encoder depth of the PCAE table. Paper
-numbers are from the Latent MIM slide deck
-(``/work/shared/seeds/001_*.txt``), ViT-B/16 on ImageNet-1K; the PCAE table from the PCAE paper.
+numbers are the Latent MIM paper's tables (ViT-B/16 on ImageNet-1K; the headline's SimMIM and
+ConMIM rows quote its table too) and, for the PCAE table, the PCAE paper's.
 
 How the tables chain (read from the paper's numbers, which repeat across tables): the collapse
 table uses the MSE loss, mask ratio 0.75, gap 0, a self-attention decoder of depth 3 and no

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 
 from latentmim.config.schema import PretrainConfig
+from latentmim.models.vit import ViTEncoder
+from latentmim.probing.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
 from latentmim.runtime.checkpoint import write_text_atomic
 
 FILE_NAME = "baselines.json"
@@ -74,3 +76,16 @@ def load_baselines(run_dir: Path, key: dict[str, Any]) -> dict[str, dict[str, fl
 def save_baselines(run_dir: Path, key: dict[str, Any], baselines: dict[str, dict[str, float]]) -> None:
     """Write ``baselines.json`` atomically (a kill leaves the old file or the new one)."""
     write_text_atomic(Path(run_dir) / FILE_NAME, json.dumps({"key": key, "baselines": baselines}, indent=2) + "\n")
+
+
+def measure_baselines(encoder: ViTEncoder, monitor_args: tuple, precision: str) -> dict[str, dict[str, float]]:
+    """NN of the encoder at initialisation and of raw pixels, before any step.
+
+    Args:
+        encoder: the run's encoder before training (not sharded: under FSDP this runs before the
+            model is wrapped, since its blocks cannot run before the root's first forward).
+        monitor_args: the NN monitor's ``(bank loader, val loader, classes, device, k, T, progress)``.
+        precision: autocast of the encoder's forward.
+    """
+    init = encoder_nn_scores(encoder, *monitor_args, precision=precision)
+    return {"random_init": init, "raw_pixels": raw_pixel_nn_scores(*monitor_args)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,27 +18,39 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from safetensors.torch import save
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from latentmim.config.errors import ConfigError
 from latentmim.config.load import to_yaml
 from latentmim.config.schema import PretrainConfig
-from latentmim.engine.baseline_cache import baseline_key, load_baselines, save_baselines
+from latentmim.engine.baseline_cache import (
+    baseline_key,
+    load_baselines,
+    measure_baselines,
+    save_baselines,
+)
 from latentmim.engine.collapse import WATCHED, CollapseGuard, likely_cause
 from latentmim.engine.data import CUSTOM, PretrainData, build_pretrain_data
 from latentmim.engine.resume_check import check_resume
+from latentmim.engine.run_folder import (
+    LATEST,
+    RESULTS,
+    check_run_folder,
+    nn_table,
+    write_run_outputs,
+)
+from latentmim.engine.step_window import Flushed, StepWindow
+from latentmim.engine.stop_signal import StopSignal
 from latentmim.interop.init_from import init_weights
 from latentmim.methods.factory import build_model, target_momentum
-from latentmim.probing.nn_monitor import encoder_nn_scores, raw_pixel_nn_scores
+from latentmim.probing.nn_monitor import encoder_nn_scores
 from latentmim.runtime.checkpoint import (
     load_checkpoint,
     remove_stale_temps,
     rng_state,
     save_atomic,
     set_rng_state,
-    write_atomic,
     write_text_atomic,
 )
 from latentmim.runtime.distributed import (
@@ -50,7 +61,7 @@ from latentmim.runtime.distributed import (
 from latentmim.runtime.global_batch import rank_views, use_global_batch_drop_path
 from latentmim.runtime.parallel import ParallelModel
 from latentmim.runtime.progress import live_bars, plain_line
-from latentmim.runtime.run_lock import LOCK_NAME, RunLock
+from latentmim.runtime.run_lock import RunLock
 from latentmim.runtime.run_logger import RunLogger, build_run_logger
 from latentmim.runtime.wandb_mirror import require_wandb, wandb_options
 from latentmim.training.errors import NonFiniteLoss
@@ -65,37 +76,6 @@ from latentmim.training.precision import (
     use_tf32,
 )
 from latentmim.training.schedules import effective_lr, lr_at
-
-LATEST = "checkpoint_latest.pth"
-RESULTS = "results.json"  # written last: the "finished" marker that Slurm, sweeps and ablate trust
-
-
-def check_run_folder(run_dir: Path, resume: bool, locked: bool = False) -> None:
-    """A run never overwrites what is in its folder: another run, a finished one, or other output.
-
-    Args:
-        run_dir: the run folder.
-        resume: the run continues the folder's checkpoint.
-        locked: this process holds the folder's lock already (else a held lock is reported).
-
-    Raises:
-        ConfigError: one line naming the folder and what allows the run (``resume=True`` or a
-            new ``job_name`` / ``output_dir``).
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output_dir: '{run_dir}' is a file, not a run folder")
-    if not locked and ((run_dir / LOCK_NAME).exists() or (run_dir / LOCK_NAME).is_symlink()):
-        RunLock(run_dir).acquire().release()  # a run in progress there: say so, whatever the folder holds
-    if (run_dir / LATEST).exists():
-        if not resume:
-            raise ConfigError(f"output_dir: '{run_dir}' already holds a run ({LATEST}); pass resume=True to "
-                              "continue it, or choose another job_name/output_dir")
-        return
-    if (run_dir / RESULTS).is_file():
-        raise ConfigError(f"output_dir: '{run_dir}' holds finished results ({RESULTS}) and no {LATEST} to resume; "
-                          "nothing was changed: choose another job_name/output_dir")
-    if (run_dir / "config.json").is_file() and (run_dir / "model.safetensors").is_file():
-        raise ConfigError(f"output_dir: '{run_dir}' holds a latentmim export; choose another job_name/output_dir")
 
 
 @dataclass
@@ -112,67 +92,6 @@ class Progress:
 def _view_generator(seed: int, step: int) -> torch.Generator:
     # One generator per micro-batch, seeded by (seed, step): views never depend on history.
     return torch.Generator().manual_seed((seed * 0x9E3779B1 + step) % (2**63))
-
-
-class _Window:
-    """The micro-batches since the last flush: their device-side results and the host-side counts."""
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.steps: list[int] = []
-        self.results: list[dict[str, Any]] = []
-        self.skipped = 0  # unreadable images substituted since the last flush (this rank)
-        self.images_total = 0  # images of the epoch so far, all ranks
-        self.images_since_start = 0
-
-    def add(self, step: int, result: dict[str, Any], skipped: int, images: int) -> None:
-        self.steps.append(step)
-        self.results.append(result)
-        self.skipped += skipped
-        self.images_total += images
-        self.images_since_start += images
-
-    def take(self) -> tuple[list[int], list[dict[str, Any]], int]:
-        """The steps, their results and the skipped images since the last take; then empty."""
-        taken = self.steps, self.results, self.skipped
-        self.steps, self.results, self.skipped = [], [], 0
-        return taken
-
-    def rate(self) -> float:
-        """Images per second since the epoch (or the resumed part of it) started."""
-        return self.images_since_start / max(time.time() - self.start, 1e-9)
-
-
-@dataclass
-class _Flushed:
-    collapsed: bool  # the collapse guard fired and collapse.stop is set
-    stop: bool  # some process was asked to stop (SIGTERM, SIGUSR1/2)
-
-
-class _StopSignal:
-    """SIGTERM/SIGUSR1/SIGUSR2 (kill, Slurm/submitit preemption or time limit) -> checkpoint at
-    the next optimizer step; ``signum`` tells the caller which (submitit requeues on SIGUSR2)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopSignal:
-        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. inside some test runners)
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        self.signum = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class Pretrainer:
@@ -297,21 +216,17 @@ class Pretrainer:
         with self.parallel.whole():
             return encoder_nn_scores(self.model.encoder, *args, precision=self.precision, compile=cfg.env.compile)
 
-    def baselines(self) -> dict[str, dict[str, float]]:
-        """NN of the encoder at initialisation and of raw pixels (the unsharded model, before any step)."""
-        d, cfg = self.data, self.cfg
-        args = (d.nn_train, d.nn_val, d.nn_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
-        init = encoder_nn_scores(self.model.encoder, *args, precision=self.precision)
-        return {"random_init": init, "raw_pixels": raw_pixel_nn_scores(*args)}
-
     def _initial_baselines(self) -> tuple[dict[str, Any], dict[str, dict[str, float]], bool] | None:
         """(cache key, baselines, freshly measured) of a run that starts now, else None."""
-        cfg = self.cfg
+        cfg, d = self.cfg, self.data
         if not (cfg.baselines and self.monitor_on) or (cfg.resume and (self.run_dir / LATEST).exists()):
             return None  # off, or a resumed run: its checkpoint holds them
         key = baseline_key(cfg, self.model.encoder)
         cached = load_baselines(self.run_dir, key)
-        return (key, cached, False) if cached is not None else (key, self.baselines(), True)
+        if cached is not None:
+            return key, cached, False
+        args = (d.nn_train, d.nn_val, d.nn_classes, self.device, cfg.knn_k, cfg.knn_t, cfg.log.progress)
+        return key, measure_baselines(self.model.encoder, args, self.precision), True
 
     # ---------------------------------------------------------------- training
     def train_step(self, imgs: torch.Tensor, step: int, epoch_frac: float,
@@ -399,11 +314,11 @@ class Pretrainer:
             key, self.progress.baselines, fresh = self._initial
             if self.main and fresh:
                 save_baselines(self.run_dir, key, self.progress.baselines)
-            self._say(_table({"random init": self.progress.baselines["random_init"],
+            self._say(nn_table({"random init": self.progress.baselines["random_init"],
                               "raw pixels": self.progress.baselines["raw_pixels"]}))
         self.model.train()
         self._segment_start = time.time()
-        with _StopSignal() as stop:
+        with StopSignal() as stop:
             while self.progress.epoch < cfg.epochs:
                 result = self._epoch(logger, stop, stop_at_step)
                 if result["stopped"]:
@@ -421,14 +336,14 @@ class Pretrainer:
         if self.main:
             print(message, flush=True)  # log files (Slurm, nohup) see it at once
 
-    def _epoch(self, logger: RunLogger, stop: _StopSignal, stop_at_step: int | None) -> dict[str, Any]:
+    def _epoch(self, logger: RunLogger, stop: StopSignal, stop_at_step: int | None) -> dict[str, Any]:
         cfg, p, d = self.cfg, self.progress, self.data
         d.train.set_epoch(p.epoch)
         d.sampler.set_epoch(p.epoch)
         d.sampler.set_start(p.batch * cfg.batch_size)
         bar = tqdm(total=self.batches_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
                    disable=not live_bars(cfg.log.progress and self.main), unit="batch", dynamic_ncols=True)
-        window = _Window(time.time())
+        window = StepWindow(time.time())
         for imgs, labels, ok in d.loader:
             if p.batch >= self.batches_per_epoch:
                 break
@@ -477,7 +392,7 @@ class Pretrainer:
             logger.plot_curves()
         return {"images": window.images_total, "stopped": False}
 
-    def _flush(self, window: _Window, logger: RunLogger, bar: tqdm, stop: _StopSignal, log: bool) -> _Flushed:
+    def _flush(self, window: StepWindow, logger: RunLogger, bar: tqdm, stop: StopSignal, log: bool) -> Flushed:
         """Bring the steps since the last flush to the host, in one transfer and one collective.
 
         Checks that every loss was finite (a non-finite one stops the run before anything is
@@ -488,7 +403,7 @@ class Pretrainer:
         cfg, p = self.cfg, self.progress
         steps, local, skipped = window.take()
         if not steps:
-            return _Flushed(False, False)
+            return Flushed(False, False)
         keys = sorted({k for rec in local for k in rec if k != "lr"})
         rows = torch.stack([torch.stack([torch.as_tensor(rec[k], dtype=torch.float64, device=self.device)
                                          for k in keys]) for rec in local])  # (steps, keys)
@@ -518,7 +433,7 @@ class Pretrainer:
                 left = (cfg.epochs - p.epoch) * self.batches_per_epoch - p.batch  # micro-batches to go
                 eta = left * cfg.batch_size * self.dist.world_size / max(rec["img_per_s"], 1e-9)
                 print(plain_line(p.epoch + 1, cfg.epochs, p.batch, self.batches_per_epoch, rec, eta), flush=True)
-        return _Flushed(collapsed, extra[1] > 0)
+        return Flushed(collapsed, extra[1] > 0)
 
     def _collapse_check(self, opt_step: int, metrics: dict[str, Any]) -> bool:
         """Feed the collapse guard; warn loudly (stderr + ``collapse.jsonl``). True = stop now."""
@@ -544,26 +459,9 @@ class Pretrainer:
         full = self.parallel.model_state_dict() if self.main or self.parallel.fsdp else {}
         if not self.main:
             return results
-        # Every output atomically, results.json (the "finished" marker that Slurm resubmission,
-        # sweeps and ablate trust) last: a kill in between never leaves a finished run without its encoder.
         encoder = {k[len("encoder."):]: v.contiguous() for k, v in full.items() if k.startswith("encoder.")}
-        write_atomic(self.run_dir / "encoder.safetensors", lambda f: f.write(save(encoder)))
-        rows = {"trained": trained, **{k.replace("_", " "): v for k, v in self.progress.baselines.items()}}
-        table = _table(rows)
-        write_text_atomic(self.run_dir / "results.md", table + "\n")
-        write_text_atomic(self.run_dir / RESULTS, json.dumps(results, indent=2))
-        print(table)
-        print(f"outputs in {self.run_dir}: checkpoints, metrics.jsonl, curves.png, results.json, encoder.safetensors")
+        write_run_outputs(self.run_dir, results, encoder, self.progress.baselines)
         return results
-
-
-def _table(rows: dict[str, dict[str, float]]) -> str:
-    """A markdown table of NN scores, one row per feature extractor."""
-    keys = sorted({k for r in rows.values() for k in r})
-    lines = ["| encoder | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{r[k]:.2f}" if k in r else "-" for k in keys) + " |")
-    return "\n".join(lines)
 
 
 def _collapse_guard(cfg: PretrainConfig) -> CollapseGuard | None:
