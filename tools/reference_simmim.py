@@ -92,7 +92,7 @@ def ours(model: SimMIM, imgs: Tensor, views: SimMIMViews) -> tuple[Tensor, Tenso
     """Our loss, encoder patch tokens as an image of features (B, D, G, G), reconstruction (B, C, S, S)."""
     loss, _ = model(imgs, views)
     patches = patchify(imgs, PATCH)  # (B, N, P*P*C), gap 0
-    tokens = model.encode(patches, views.mask)[:, 1:]  # (B, N, D)
+    tokens = model.encoder.forward_masked(patches, views.mask, model.mask_token)[:, 1:]  # (B, N, D)
     feats = tokens.transpose(1, 2).reshape(imgs.shape[0], -1, GRID, GRID)
     rec = tokens_to_image(model.head(tokens), GRID, PATCH, CHANS)
     return loss, feats, rec

@@ -149,7 +149,7 @@ def test_forward_loss_equals_a_per_pixel_loop(chans, gap):
             dy, dx = views.offsets[b, t].tolist() if gap else (0, 0)
             y, x = (t // grid) * cell + dy + i, (t % grid) * cell + dx + j
             patches[b, t, (i * patch + j) * chans + c] = imgs[b, c, y, x]
-        pred = model.head(model.encode(patches, views.mask)[:, 1:])
+        pred = model.head(model.encoder.forward_masked(patches, views.mask, model.mask_token)[:, 1:])
     # the authors' loss, pixel by pixel: sum |x - x_rec| over hidden pixels and channels,
     # / (hidden pixels + 1e-5) / channels
     total, hidden_pixels = 0.0, 0
@@ -196,8 +196,8 @@ def test_the_encoder_never_sees_the_hidden_pixels():
             changed[b, :, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] = torch.randn(3, 4, 4)
     with torch.no_grad():
         ids = torch.arange(16).expand(2, -1)
-        before = model.encode(gather_patches(imgs, ids, views.offsets, 4, 2, 2), views.mask)
-        after = model.encode(gather_patches(changed, ids, views.offsets, 4, 2, 2), views.mask)
+        before = model.encoder.forward_masked(gather_patches(imgs, ids, views.offsets, 4, 2, 2), views.mask, model.mask_token)
+        after = model.encoder.forward_masked(gather_patches(changed, ids, views.offsets, 4, 2, 2), views.mask, model.mask_token)
         assert torch.allclose(before, after, atol=1e-6)
         assert model(imgs, views)[0].item() != pytest.approx(model(changed, views)[0].item(), rel=1e-3)
 
@@ -227,7 +227,7 @@ def test_forward_without_views_draws_them_and_reports_the_metrics():
     _, metrics = model(imgs, views)
     with torch.no_grad():
         patches = gather_patches(imgs, torch.arange(16).expand(3, -1), views.offsets, 4, 2, 1)
-        tokens = model.encode(patches, views.mask)[:, 1:]
+        tokens = model.encoder.forward_masked(patches, views.mask, model.mask_token)[:, 1:]
     vis = tokens[~views.mask].reshape(3, views.num_vis, -1)
     assert metrics["avg_sim_vis"].item() == pytest.approx(avg_similarity(vis).item(), rel=1e-5)
 

@@ -265,27 +265,6 @@ class ConMIM(PretrainMethod):
             out = perturb(imgs, aug, self.pixel_mean, self.pixel_std, self.max_blur_sigma)
         return out.to(imgs.dtype)
 
-    def encode_masked(self, patches: Tensor, mask: Tensor) -> Tensor:
-        """Encode all tokens of an image, the hidden ones as the mask token.
-
-        The authors swap the patch embedding for the mask token, then add the position
-        embedding; :meth:`ViTEncoder.embed_patches` adds the position itself, so the hidden rows
-        are set to ``mask_token + pos`` afterwards, which is the same sum.
-
-        Args:
-            patches: (B, N, P*P*C) every patch in id order.
-            mask: (B, N) bool, True for the hidden tokens.
-
-        Returns:
-            (B, 1+N, D) tokens after the encoder's final norm, cls first.
-        """
-        enc = self.encoder
-        ids = all_ids(patches.shape[0], enc.grid_size, patches.device)  # (B, N)
-        x = enc.embed_patches(patches, ids, cls=True)  # (B, 1+N, D), positions added
-        hidden = self.mask_token + enc.pos_embed[0, 1:][ids]  # (B, N, D)
-        tokens = torch.where(mask[..., None], hidden.to(x.dtype), x[:, 1:])
-        x = torch.cat([x[:, :1], tokens], dim=1)
-        return enc.norm(enc.blocks(x))  # the rest of ViTEncoder.forward_patches
 
     def features(self, imgs: Tensor, views: ConMIMViews) -> tuple[Tensor, Tensor]:
         """Projected features of both branches, cls dropped after the projector.
@@ -305,7 +284,7 @@ class ConMIM(PretrainMethod):
         target_imgs = self._perturbed(imgs, views.target_aug)
         # Both branches see the same patches (the same cells and offsets) of their own image.
         patches = gather_patches(online_imgs, ids, views.offsets, *cut)
-        online = self.projector(self.encode_masked(patches, views.mask))[:, 1:]
+        online = self.projector(self.encoder.forward_masked(patches, views.mask, self.mask_token))[:, 1:]
         if target_imgs is not online_imgs:
             patches = gather_patches(target_imgs, ids, views.offsets, *cut)
         separate = self.target_encoder is not None

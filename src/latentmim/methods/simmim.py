@@ -84,28 +84,6 @@ class SimMIM(PretrainMethod):
         """SimMIM's block masks and, with a gap, one random patch offset per cell (on the CPU)."""
         return self.masks(batch_size, self.patch_gap, generator)
 
-    def encode(self, patches: Tensor, mask: Tensor) -> Tensor:
-        """Encode all tokens of an image, the hidden ones as the mask token.
-
-        SimMIM swaps the patch embedding for the mask token, then adds the position embedding:
-        ``x = x * (1 - w) + mask_token * w; x = x + pos``. :meth:`ViTEncoder.embed_patches` adds
-        the position itself, so the hidden rows are set to ``mask_token + pos`` afterwards, which
-        is the same sum.
-
-        Args:
-            patches: (B, N, P*P*C) every patch in id order.
-            mask: (B, N) bool, True for the hidden tokens.
-
-        Returns:
-            (B, 1+N, D) tokens after the encoder's final norm, cls first.
-        """
-        enc = self.encoder
-        ids = all_ids(patches.shape[0], enc.grid_size, patches.device)  # (B, N)
-        x = enc.embed_patches(patches, ids, cls=True)  # (B, 1+N, D), positions added
-        hidden = self.mask_token + enc.pos_embed[0, 1:][ids]  # (B, N, D)
-        tokens = torch.where(mask[..., None], hidden.to(x.dtype), x[:, 1:])
-        x = torch.cat([x[:, :1], tokens], dim=1)
-        return enc.norm(enc.blocks(x))  # the rest of ViTEncoder.forward_patches
 
     def forward(self, imgs: Tensor, views: SimMIMViews | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """One training forward.
@@ -122,7 +100,7 @@ class SimMIM(PretrainMethod):
         enc = self.encoder
         ids = all_ids(imgs.shape[0], enc.grid_size, imgs.device)
         patches = gather_patches(imgs, ids, views.offsets, enc.grid_size, enc.patch_size, self.patch_gap)
-        tokens = self.encode(patches, views.mask)  # (B, 1+N, D)
+        tokens = self.encoder.forward_masked(patches, views.mask, self.mask_token)  # (B, 1+N, D)
         pred = self.head(tokens[:, 1:])  # (B, N, P*P*C)
         loss = simmim_loss(pred, patches, views.mask, enc.in_chans)
         with torch.no_grad():

@@ -185,6 +185,28 @@ class ViTEncoder(VisionTransformer):
         return self.norm(x)
 
 
+    def forward_masked(self, patches: Tensor, mask: Tensor, mask_token: Tensor) -> Tensor:
+        """Encode every patch of an image, the hidden ones as a learned mask token (SimMIM, ConMIM).
+
+        A hidden patch's embedding is replaced by ``mask_token`` before its position embedding
+        is added, as ``x * (1 - w) + mask_token * w; x + pos`` in SimMIM's and ConMIM's code;
+        :meth:`embed_patches` adds the positions itself, so the hidden rows are set to
+        ``mask_token + pos``, the same sum.
+
+        Args:
+            patches: (B, N, P*P*C) every patch, in id order.
+            mask: (B, N) bool, True for the hidden patches.
+            mask_token: (1, 1, D).
+
+        Returns:
+            (B, 1+N, D) tokens after the final norm, cls first.
+        """
+        ids = all_ids(patches.shape[0], self.grid_size, patches.device)  # (B, N)
+        x = self.embed_patches(patches, ids, cls=True)  # (B, 1+N, D), positions added
+        hidden = mask_token + self.pos_embed[0, 1:][ids]  # (B, N, D)
+        tokens = torch.where(mask[..., None], hidden.to(x.dtype), x[:, 1:])
+        return self.norm(self.blocks(torch.cat([x[:, :1], tokens], dim=1)))
+
 def build_encoder(
     encoder: str,
     grid_size: int,
